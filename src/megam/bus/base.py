@@ -1,0 +1,100 @@
+"""The bus interface every Megam service is written against.
+
+Semantics both adapters guarantee (``tests/test_bus_contract.py`` checks each):
+
+* ``publish`` returns only once the broker has taken responsibility for the message (publisher
+  confirm); an unroutable message raises :class:`PublishError` instead of vanishing.
+* A consumer sees at most ``prefetch`` unacknowledged deliveries at once and handles them
+  concurrently. A delivery is redelivered (``redelivered=True``) if it is rejected with
+  ``requeue=True`` or if its consumer goes away before acknowledging it.
+* A delivery rejected with ``requeue=False``, or delivered more than the queue's delivery limit,
+  is dead-lettered through ``megam.dead``.
+* A handler that raises gets its delivery requeued, so the delivery limit bounds a poison loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from megam.topology import Exchange, Queue
+
+
+class BusError(Exception):
+    """The bus could not do what was asked (broker unreachable, channel closed …)."""
+
+
+class PublishError(BusError):
+    """The broker refused or could not route a message."""
+
+
+class Delivery(abc.ABC):
+    body: bytes
+    routing_key: str
+    exchange: str
+    headers: dict[str, Any]
+    message_id: str | None
+    correlation_id: str | None
+    redelivered: bool
+
+    @abc.abstractmethod
+    async def ack(self) -> None: ...
+
+    @abc.abstractmethod
+    async def reject(self, *, requeue: bool) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def settled(self) -> bool:
+        """True once acked or rejected."""
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(abc.ABC):
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop receiving; unacknowledged deliveries go back to the queue."""
+
+
+class Bus(abc.ABC):
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def declare(self, exchanges: Iterable[Exchange], queues: Iterable[Queue]) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish persistently and wait for the broker's confirm."""
+
+    @abc.abstractmethod
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription: ...
+
+    @abc.abstractmethod
+    async def consume_temporary(
+        self, bindings: Iterable[tuple[str, str]], handler: Handler, *, prefetch: int = 100
+    ) -> Subscription:
+        """Consume from a private queue that exists only as long as this subscription."""
+
+    @abc.abstractmethod
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in ``queue`` (not counting unacknowledged ones)."""

@@ -1,0 +1,83 @@
+"""Exchanges, queues and bindings of the wire contract, declared identically on both buses."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final, Literal
+
+ExchangeType = Literal["direct", "topic", "fanout"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    bindings: tuple[tuple[str, str], ...] = ()
+    """(exchange, routing key pattern) pairs."""
+    dead_letter_to: str | None = None
+    """Queue name under which rejected messages are dead-lettered through ``megam.dead``."""
+    delivery_limit: int | None = None
+    quorum: bool = True
+
+
+REQUESTS: Final = Exchange("megam.requests", "topic")
+EVENTS: Final = Exchange("megam.events", "topic")
+CONTROL: Final = Exchange("megam.control", "topic")
+DEAD: Final = Exchange("megam.dead", "direct")
+EXCHANGES: Final = (REQUESTS, EVENTS, CONTROL, DEAD)
+
+HERK_REQUESTS: Final = Queue(
+    "herk.requests",
+    bindings=((REQUESTS.name, "job.#"),),
+    dead_letter_to="herk.requests",
+    delivery_limit=5,  # a message that keeps killing its consumer is dead-lettered, not looped
+)
+HERK_REQUESTS_DEAD: Final = Queue("herk.requests.dead", bindings=((DEAD.name, "herk.requests"),))
+GATEWAY_EVENTS: Final = Queue(
+    "gateway.events",
+    bindings=(
+        (EVENTS.name, "status.#"),
+        (EVENTS.name, "log.#"),
+        (EVENTS.name, "metric.#"),
+        (EVENTS.name, "heartbeat.#"),
+    ),
+    dead_letter_to="gateway.events",
+    delivery_limit=5,
+)
+GATEWAY_EVENTS_DEAD: Final = Queue("gateway.events.dead", bindings=((DEAD.name, "gateway.events"),))
+
+HERK_QUEUES: Final = (HERK_REQUESTS, HERK_REQUESTS_DEAD)
+GATEWAY_QUEUES: Final = (GATEWAY_EVENTS, GATEWAY_EVENTS_DEAD)
+ALL_QUEUES: Final = HERK_QUEUES + GATEWAY_QUEUES
+
+REASON_HEADER: Final = "x-megam-reason"
+"""Header carrying the human-readable reason on a dead-lettered message."""
+
+
+def request_key(job_type: str) -> str:
+    return f"job.{job_type}"
+
+
+def status_key(node: str) -> str:
+    return f"status.{node}"
+
+
+def log_key(job_id: str) -> str:
+    return f"log.{job_id}"
+
+
+def metric_key(node: str) -> str:
+    return f"metric.{node}"
+
+
+def heartbeat_key(herk: str) -> str:
+    return f"heartbeat.{herk.replace('.', '_')}"
+
+
+def control_key(herk: str | None) -> str:
+    return f"control.{herk.replace('.', '_')}" if herk else "control.all"
