@@ -13,7 +13,7 @@ import uvloop
 AMQP_HOST = os.environ.get("MEGAM_TEST_AMQP_HOST", "127.0.0.1:5672")
 
 
-def pytest_asyncio_loop_factories(config, item):  # noqa: ARG001 - hook signature
+def pytest_asyncio_loop_factories(config, item):
     return {"uvloop": uvloop.new_event_loop}
 
 

@@ -196,9 +196,15 @@ class AmqpBus(Bus):
         return await self._start(channel, target, handler)
 
     async def queue_depth(self, queue: str) -> int:
-        channel = self._require_channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
+        # A robust channel answers a repeated declare from its cache; ask on a fresh channel.
+        if self._connection is None:
+            raise BusError("not connected")
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+        finally:
+            await channel.close()
 
     async def _start(
         self, channel: AbstractRobustChannel, queue: aio_pika.abc.AbstractQueue, handler: Handler
