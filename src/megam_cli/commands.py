@@ -1,0 +1,231 @@
+"""The client commands: accounts, clouds, nodes, logs. Each talks to the gateway over HTTP."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from megam.wire import JobState
+from megam_cli import credentials
+from megam_cli.client import ApiClient, ApiError
+
+TERMINAL_STATES = frozenset(state.value for state in JobState if state.terminal)
+
+
+def fan_out_names(node_name: str, count: int) -> list[str]:
+    """The ``noofinstances`` expansion: web.megam.co, 2 → web1.megam.co, web2.megam.co."""
+    label, dot, rest = node_name.partition(".")
+    return [f"{label}{i}{dot}{rest}" for i in range(1, count + 1)]
+
+
+def print_table(
+    rows: Iterable[Mapping[str, Any]], columns: list[str], out: TextIO = sys.stdout
+) -> None:
+    rows = list(rows)
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
+    for row in rows:
+        out.write("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip() + "\n")
+
+
+async def accounts_create(url: str | None, email: str, api_key: str | None) -> int:
+    base = credentials.load(url)
+    async with ApiClient(base.url) as api:
+        reply = await api.post(
+            "/v1/accounts/content", {"email": email, "api_key": api_key, "authority": "user"}
+        )
+    account = _account_from(reply)
+    path = credentials.save(credentials.Credentials(base.url, email, account["api_key"]))
+    print(f"account {email} created ({account.get('id', '')}); credentials saved to {path}")
+    return 0
+
+
+def _account_from(reply: Any) -> dict[str, Any]:
+    """The account object, whether the gateway answered with it or with Megam's message list."""
+    if isinstance(reply, dict) and "api_key" in reply:
+        return reply
+    for message in reply if isinstance(reply, list) else []:
+        more = message.get("more")
+        if isinstance(more, dict) and "api_key" in more:
+            return more
+    raise ApiError(0, f"unexpected answer to account creation: {reply!r}")
+
+
+def read_credentials_file(path: Path) -> dict[str, str]:
+    """``key = value`` lines, as in the original's vault ``type`` files; # comments allowed."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{number}: expected 'key = value'")
+        values[key.strip()] = value.strip()
+    return values
+
+
+async def clouds_add(
+    api: ApiClient,
+    name: str,
+    provider: str,
+    options: Mapping[str, Any],
+    credentials_file: Path | None,
+) -> int:
+    secrets: dict[str, str] = {}
+    if credentials_file is not None:
+        secrets = read_credentials_file(credentials_file)
+    elif provider == "ec2" and os.environ.get("AWS_ACCESS_KEY_ID"):
+        secrets = {
+            "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        }
+    spec = {
+        "type_name": provider,
+        "groups": options.get("group") or "",
+        "image": options.get("image") or "",
+        "flavor": options.get("flavor") or "",
+        "tenant_id": options.get("tenant_id") or "",
+    }
+    access = {
+        "ssh_key": options.get("ssh_key") or "",
+        "identity_file": options.get("identity_file") or "",
+        "ssh_user": options.get("ssh_user") or "",
+        "vault_location": "",
+        "sshpub_location": "",
+        "zone": options.get("zone") or "",
+        "region": options.get("region") or "",
+    }
+    body: dict[str, Any] = {"name": name, "spec": spec, "access": access}
+    if secrets:
+        body["credentials"] = secrets
+    await api.post("/v1/predefclouds/content", body)
+    print(
+        f"cloud {name} ({provider}) saved"
+        + (f" with {len(secrets)} sealed credentials" if secrets else "")
+    )
+    return 0
+
+
+async def clouds_list(api: ApiClient) -> int:
+    reply = await api.get("/v1/predefclouds")
+    rows = [
+        {
+            "name": c["name"],
+            "provider": c["spec"]["type_name"],
+            "image": c["spec"].get("image", ""),
+            "region": c["access"].get("region", ""),
+        }
+        for c in reply["results"]
+    ]
+    print_table(rows, ["name", "provider", "image", "region"])
+    return 0
+
+
+async def nodes_launch(
+    api: ApiClient, name: str, cloud: str, run_list: list[str], count: int, follow: bool
+) -> int:
+    reply = await api.post(
+        "/v1/nodes/content",
+        {"node_name": name, "predefcloud": cloud, "run_list": run_list, "noofinstances": count},
+    )
+    for message in reply if isinstance(reply, list) else [reply]:
+        print(message.get("msg", message))
+    names = fan_out_names(name, count)
+    if not follow:
+        return 0
+    ok = True
+    for node in names:
+        ok = await follow_node(api, node, until_done=True) and ok
+    return 0 if ok else 1
+
+
+async def follow_node(api: ApiClient, node: str, *, until_done: bool, tail: int = 100) -> bool:
+    """Print a node's log lines as they come; with ``until_done``, stop when its latest job ends.
+
+    Returns True when the node ends up RUNNING (or, for a delete, DELETED).
+    """
+    prefix = f"[{node}] "
+    async for event in api.follow(f"/v1/nodes/{node}/logs/stream", tail=tail):
+        if event.event == "log":
+            line = event.data
+            stream = sys.stderr if line.get("stream") == "stderr" else sys.stdout
+            stream.write(prefix + line["text"] + "\n")
+            stream.flush()
+        elif event.event == "status" and until_done:
+            state = event.data.get("state")
+            if state in TERMINAL_STATES:
+                break
+    shown = await api.get(f"/v1/nodes/{node}")
+    status = shown.get("status", "?")
+    job = await _latest_job(api, node)
+    reason = f" ({job.get('state')}: {job.get('reason')})" if job and job.get("reason") else ""
+    print(f"{node}: {status}{reason}")
+    return status in ("RUNNING", "DELETED")
+
+
+async def _latest_job(api: ApiClient, node: str) -> dict[str, Any] | None:
+    reply = await api.get(f"/v1/requests/{node}")
+    results = reply.get("results", [])
+    return max(results, key=lambda r: r.get("created_at", 0)) if results else None
+
+
+async def nodes_list(api: ApiClient) -> int:
+    reply = await api.get("/v1/nodes")
+    rows = [
+        {
+            "name": n["node_name"],
+            "status": n["status"],
+            "id": n["id"],
+            "cloud": n.get("predefcloud", ""),
+            "created": n.get("created_at", ""),
+        }
+        for n in reply["results"]
+    ]
+    print_table(rows, ["name", "status", "cloud", "id", "created"])
+    return 0
+
+
+async def nodes_show(api: ApiClient, name: str) -> int:
+    node = await api.get(f"/v1/nodes/{name}")
+    for key in ("node_name", "id", "status", "predefcloud", "created_at"):
+        if key in node:
+            print(f"{key:12} {node[key]}")
+    jobs = (await api.get(f"/v1/requests/{name}")).get("results", [])
+    if jobs:
+        print()
+        print_table(
+            [
+                {
+                    "request": j["id"],
+                    "type": j.get("req_type", j.get("type", "")),
+                    "state": j.get("state", ""),
+                    "reason": j.get("reason", ""),
+                }
+                for j in jobs
+            ],
+            ["request", "type", "state", "reason"],
+        )
+    return 0
+
+
+async def nodes_delete(api: ApiClient, name: str, follow: bool) -> int:
+    reply = await api.post("/v1/requests/content", {"node_name": name, "req_type": "delete"})
+    for message in reply if isinstance(reply, list) else [reply]:
+        print(message.get("msg", message))
+    if follow:
+        return 0 if await follow_node(api, name, until_done=True, tail=0) else 1
+    return 0
+
+
+async def logs(api: ApiClient, node: str, follow: bool, tail: int) -> int:
+    if follow:
+        await follow_node(api, node, until_done=False, tail=tail)
+        return 0
+    reply = await api.get(f"/v1/nodes/{node}/logs", tail=tail)
+    for line in reply["results"]:
+        print(line["text"])
+    return 0

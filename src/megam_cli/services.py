@@ -1,0 +1,83 @@
+"""``megam up``: gateway + herk + uid in one process, on the embedded bus and SQLite by default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from megam import log
+from megam.bus import Bus, connect_bus
+from megam.config import Settings
+from megam.secrets import Sealer, load_or_create_key
+
+logger = log.get("megam.up")
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+    """Run ``app`` on ``host:port`` (0 = any free port); yields the bound port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only through the server
+        bound = server.sockets[0].getsockname()[1] if server else port  # type: ignore[union-attr]
+        yield bound
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def connected_bus(settings: Settings) -> AsyncIterator[Bus]:
+    bus = connect_bus(settings.amqp_url)
+    await bus.connect()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def up(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    after_start: Callable[[str], Awaitable[None]] | None = None,
+) -> None:
+    from gateway.app import create_app
+    from herk.node import HerkNode
+    from uid.main import local_id_source
+    from uid.service import create_app as create_uid_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sealer = Sealer(load_or_create_key(settings.secret_key_file))
+    async with (
+        connected_bus(settings) as bus,
+        local_id_source(settings) as ids,
+    ):
+        herk = HerkNode(settings, bus, sealer)
+        gateway_app = create_app(settings, bus, ids, sealer, store_url=settings.store_url)
+        async with (
+            serve_app(gateway_app, host, settings.gateway_port) as port,
+            serve_app(create_uid_app(ids.generator), host, settings.uid_port) as uid_port,
+        ):
+            await herk.start()
+            url = f"http://{host}:{port}"
+            logger.info(
+                "megam.up",
+                gateway=url,
+                uid=f"http://{host}:{uid_port}",
+                bus="rabbitmq" if settings.amqp_url else "embedded",
+                store=settings.store_url,
+                workers=settings.workers,
+                data_dir=str(settings.data_dir),
+            )
+            try:
+                if after_start is not None:
+                    await after_start(url)
+                await asyncio.Event().wait()
+            finally:
+                await herk.stop(grace=30.0)
