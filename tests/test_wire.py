@@ -1,0 +1,147 @@
+"""The wire contract: what is accepted, what is refused and why, and that docs/wire.md agrees."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import msgspec
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from megam import topology, wire
+from megam.secrets import Sealer, SecretError, load_or_create_key, mask
+
+DOC = (Path(__file__).parents[1] / "docs" / "wire.md").read_text()
+
+GOOD_REQUEST = {
+    "v": 1,
+    "job_id": "RIP431662859257118720",
+    "type": "local.create",
+    "node": "web1.megam.co",
+    "account": "ACT431662859257118721",
+    "correlation_id": "req-1",
+    "params": {"run_list": ["role[web]"]},
+}
+
+
+def body(**changes: object) -> bytes:
+    return orjson.dumps({**GOOD_REQUEST, **changes})
+
+
+class TestRequestsAreValidated:
+    def test_a_good_request_round_trips(self) -> None:
+        request = wire.decode(body(), wire.JobRequest)
+        assert request.node == "web1.megam.co" and request.attempt == 1
+        assert wire.decode(wire.encode(request), wire.JobRequest) == request
+
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [
+            (b"{not json", "invalid JSON"),
+            (b"[1, 2]", "expected a JSON object"),
+            (body(v=2), "unsupported schema version 2"),
+            (body(v=None), "unsupported schema version None"),
+            (body(node="Web_1"), "invalid JobRequest"),
+            (body(job_id="1234"), "invalid JobRequest"),
+            (body(type="Rm -rf"), "invalid JobRequest"),
+            (body(params=[]), "invalid JobRequest"),
+            (body(extra="x"), "unknown field `extra`"),
+            (body(attempt=0), "invalid JobRequest"),
+            (b"{" + b" " * (wire.MAX_MESSAGE_BYTES + 1) + b"}", "message too large"),
+        ],
+    )
+    def test_bad_requests_are_refused_with_a_reason(self, raw: bytes, reason: str) -> None:
+        with pytest.raises(wire.WireError) as refused:
+            wire.decode(raw, wire.JobRequest)
+        assert reason in refused.value.reason
+
+    @given(st.binary(max_size=300))
+    def test_arbitrary_bytes_never_raise_anything_but_wire_error(self, raw: bytes) -> None:
+        with contextlib.suppress(wire.WireError):
+            wire.decode(raw, wire.JobRequest)
+
+    def test_missing_field_is_named(self) -> None:
+        raw = orjson.dumps({k: v for k, v in GOOD_REQUEST.items() if k != "node"})
+        with pytest.raises(wire.WireError, match="node"):
+            wire.decode(raw, wire.JobRequest)
+
+
+class TestEvents:
+    def test_log_lines_are_compact_arrays(self) -> None:
+        event = wire.LogEvent(
+            job_id="RIP1",
+            node="n1",
+            account="ACT1",
+            attempt=1,
+            lines=[wire.LogLine(1, "stdout", "hello", 1.5)],
+        )
+        assert orjson.loads(wire.encode(event))["lines"] == [[1, "stdout", "hello", 1.5]]
+
+    def test_terminal_states(self) -> None:
+        assert {s for s in wire.JobState if s.terminal} == {
+            wire.JobState.SUCCEEDED,
+            wire.JobState.FAILED,
+            wire.JobState.TIMED_OUT,
+            wire.JobState.CANCELLED,
+            wire.JobState.INTERRUPTED,
+            wire.JobState.REJECTED,
+        }
+
+    def test_status_state_must_be_known(self) -> None:
+        raw = orjson.dumps(
+            {
+                "v": 1,
+                "job_id": "RIP1",
+                "node": "n",
+                "account": "ACT1",
+                "type": "noop",
+                "state": "exploded",
+            }
+        )
+        with pytest.raises(wire.WireError):
+            wire.decode(raw, wire.StatusEvent)
+
+
+class TestSecrets:
+    def test_sealed_secrets_open_only_with_the_cluster_key(self, tmp_path: Path) -> None:
+        key = load_or_create_key(tmp_path / "k")
+        assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+        token = Sealer(key).seal({"aws_secret_access_key": "s3cr3t-value"})
+        assert "s3cr3t" not in token
+        assert Sealer(key).unseal(token) == {"aws_secret_access_key": "s3cr3t-value"}
+        with pytest.raises(SecretError):
+            Sealer(load_or_create_key(tmp_path / "other")).unseal(token)
+
+    def test_masking_hides_every_occurrence(self) -> None:
+        assert mask("key=abcd1234 again abcd1234", ["abcd1234"]) == "key=**** again ****"
+
+
+class TestDocumentationAgreesWithCode:
+    @pytest.mark.parametrize(
+        "kind",
+        [
+            wire.JobRequest,
+            wire.StatusEvent,
+            wire.LogEvent,
+            wire.MetricEvent,
+            wire.Heartbeat,
+            wire.ControlCommand,
+        ],
+    )
+    def test_every_field_is_documented(self, kind: type[msgspec.Struct]) -> None:
+        section = DOC.split(f"### {kind.__name__}", 1)[1].split("\n### ", 1)[0]
+        for field in kind.__struct_fields__:
+            assert f"`{field}`" in section, f"{kind.__name__}.{field} missing from docs/wire.md"
+
+    def test_every_exchange_and_queue_is_documented(self) -> None:
+        for exchange in topology.EXCHANGES:
+            assert f"`{exchange.name}`" in DOC
+        for queue in topology.ALL_QUEUES:
+            assert f"`{queue.name}`" in DOC
+
+    def test_every_state_is_documented(self) -> None:
+        for state in wire.JobState:
+            assert f"`{state.value}`" in DOC
