@@ -1,0 +1,383 @@
+"""End-to-end dispatch: publish a job, run it on a worker, consume its status event.
+
+Three systems in the same run, on the same RabbitMQ, each worker in its own process:
+
+* raw   — aio-pika at its simplest: publish with confirm → consume → publish a status event with
+          confirm → ack; the driver consumes the status event. The floor any design pays.
+* herk  — ``megam herk`` (master + pykka worker actors): a ``JobRequest`` in, its terminal
+          ``StatusEvent`` consumed from ``gateway.events`` (the driver plays the gateway).
+* celery — Celery 5 with the rpc result backend, threads pool, defaults otherwise.
+
+Throughput: N jobs with at most ``--window`` in flight. Latency: per job under that load, and
+unloaded (one job at a time). Run: ``.venv/bin/python -m bench.dispatch --jobs 20000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+import uvloop
+
+from bench._common import free_port, private_vhost, summary
+from megam import topology, wire
+
+ROOT = Path(__file__).resolve().parents[1]
+MEGAM = str(Path(sys.executable).with_name("megam"))
+
+
+class Result:
+    def __init__(
+        self, name: str, jobs: int, seconds: float, latencies: list[float], unloaded: list[float]
+    ) -> None:
+        self.name, self.jobs, self.seconds = name, jobs, seconds
+        self.latencies, self.unloaded = latencies, unloaded
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.name:14} {self.rate:8.0f} jobs/s   loaded: {summary(self.latencies)}   "
+            f"unloaded: {summary(self.unloaded)}"
+        )
+
+
+# -- the raw aio-pika round trip -------------------------------------------------------------
+
+RAW_REQUESTS, RAW_EVENTS = "bench.raw.requests", "bench.raw.events"
+
+
+async def raw_worker(url: str, prefetch: int) -> None:
+    connection = await aio_pika.connect_robust(url)
+    consume = await connection.channel()
+    await consume.set_qos(prefetch_count=prefetch)
+    publish = await connection.channel(publisher_confirms=True)
+    queue = await consume.declare_queue(
+        RAW_REQUESTS, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+
+    async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        job = orjson.loads(message.body)
+        event = orjson.dumps({"job_id": job["job_id"], "state": "succeeded"})
+        await publish.default_exchange.publish(
+            aio_pika.Message(event, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=RAW_EVENTS,
+        )
+        await message.ack()
+
+    await queue.consume(handle)
+    await asyncio.Future()
+
+
+class Driver:
+    """Publishes jobs with a bounded window and matches each to its status event."""
+
+    def __init__(self, window: int) -> None:
+        self.window = asyncio.Semaphore(window)
+        self.started: dict[str, float] = {}
+        self.waiters: dict[str, asyncio.Future[None]] = {}
+        self.latencies: list[float] = []
+
+    def finished(self, job_id: str) -> None:
+        started = self.started.pop(job_id, None)
+        if started is None:
+            return  # a duplicate or a running event
+        self.latencies.append(time.perf_counter() - started)
+        self.window.release()
+        waiter = self.waiters.pop(job_id, None)
+        if waiter and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self, jobs: int, publish: Callable[[str], Awaitable[None]], prefix: str) -> float:
+        self.latencies = []
+        loop = asyncio.get_running_loop()
+        done = [loop.create_future() for _ in range(jobs)]
+        began = time.perf_counter()
+        for i in range(jobs):
+            job_id = f"{prefix}{i}"
+            await self.window.acquire()
+            self.waiters[job_id] = done[i]
+            self.started[job_id] = time.perf_counter()
+            await publish(job_id)
+        await asyncio.gather(*done)
+        return time.perf_counter() - began
+
+    async def unloaded(
+        self, jobs: int, publish: Callable[[str], Awaitable[None]], prefix: str
+    ) -> list[float]:
+        samples: list[float] = []
+        for i in range(jobs):
+            await self.run(1, publish, f"{prefix}{i}x")
+            samples.extend(self.latencies)
+        return samples
+
+
+async def bench_raw(url: str, jobs: int, window: int, unloaded: int) -> Result:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bench.dispatch", "--raw-worker", url, "--window", str(window)],
+        cwd=ROOT,
+    )
+    try:
+        connection = await aio_pika.connect_robust(url)
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(
+            RAW_REQUESTS, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        events = await channel.declare_queue(
+            RAW_EVENTS, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        driver = Driver(window)
+
+        async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            driver.finished(orjson.loads(message.body)["job_id"])
+            await message.ack()
+
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=window * 2)
+        await (await consumer_channel.get_queue(RAW_EVENTS)).consume(on_event)
+        del events
+
+        async def publish(job_id: str) -> None:
+            body = orjson.dumps({"job_id": job_id, "type": "noop"})
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=RAW_REQUESTS,
+            )
+
+        await driver.run(min(200, jobs), _windowed(publish, window), "warm")
+        seconds = await driver.run(jobs, _windowed(publish, window), "raw")
+        loaded = driver.latencies
+        quiet = await driver.unloaded(unloaded, publish, "rawq")
+        await connection.close()
+        return Result("raw aio-pika", jobs, seconds, loaded, quiet)
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+def _windowed(
+    publish: Callable[[str], Awaitable[None]], window: int
+) -> Callable[[str], Awaitable[None]]:
+    """Pipeline publishes: confirms are awaited concurrently, as a real producer would."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def start(job_id: str) -> None:
+        task = asyncio.create_task(publish(job_id))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        if len(pending) >= window:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+    return start
+
+
+# -- herk ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def herk_process(url: str, workers: int, tmp: Path) -> AsyncIterator[None]:
+    env = {
+        **os.environ,
+        "MEGAM_AMQP_URL": url,
+        "MEGAM_DATA_DIR": str(tmp),
+        "MEGAM_HERK_METRICS_PORT": str(free_port()),
+        "MEGAM_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [MEGAM, "herk", "--workers", str(workers), "--name", "bench-herk"], env=env
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+async def bench_herk(
+    url: str, job_type: str, jobs: int, window: int, unloaded: int, workers: int, tmp: Path
+) -> Result:
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.declare_exchange(topology.REQUESTS.name, "topic", durable=True)
+    events_exchange = await channel.declare_exchange(topology.EVENTS.name, "topic", durable=True)
+    events = await channel.declare_queue(
+        "bench.herk.status", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await events.bind(events_exchange, "status.#")
+    await events.bind(events_exchange, "heartbeat.#")
+    driver = Driver(window)
+
+    async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        if message.routing_key and message.routing_key.startswith("status."):
+            event = wire.decode(message.body, wire.StatusEvent)
+            if event.state.terminal:
+                driver.finished(event.job_id)
+        await message.ack()
+
+    consumer_channel = await connection.channel()
+    await consumer_channel.set_qos(prefetch_count=window * 2)
+    await (await consumer_channel.get_queue("bench.herk.status")).consume(on_event)
+    key = topology.request_key(job_type)
+    counter = iter(range(10**9))
+
+    async def publish(job_label: str) -> None:
+        job_id = f"RIP{next(counter) + 1}"
+        driver.started[job_id] = driver.started.pop(job_label)
+        driver.waiters[job_id] = driver.waiters.pop(job_label)
+        request = wire.JobRequest(
+            job_id=job_id,
+            type=job_type,
+            node="bench1.megam.local",
+            account="ACT1",
+            correlation_id=job_label,
+            created_at=time.time(),
+        )
+        await exchange.publish(
+            aio_pika.Message(
+                wire.encode(request),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=job_id,
+            ),
+            routing_key=key,
+        )
+
+    async with herk_process(url, workers, tmp):
+        await driver.run(min(200, jobs), _windowed(publish, window), "warm")
+        seconds = await driver.run(jobs, _windowed(publish, window), "herk")
+        loaded = driver.latencies
+        quiet = await driver.unloaded(unloaded, publish, "herkq")
+    await connection.close()
+    return Result(f"herk {job_type}", jobs, seconds, loaded, quiet)
+
+
+# -- celery ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def celery_worker(url: str, workers: int) -> Iterator[None]:
+    env = {**os.environ, "BENCH_AMQP": url}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.celery_tasks",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(workers),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+            "-Q",
+            "bench.celery",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def bench_celery(task: str, jobs: int, window: int, unloaded: int) -> Result:
+    from bench.celery_tasks import app
+
+    signature = app.signature(task)
+    signature.apply_async().get(timeout=60)  # the worker is up
+    for _ in range(min(200, jobs)):
+        signature.apply_async().get(timeout=60)
+    latencies: list[float] = []
+    began = time.perf_counter()
+    inflight: collections.deque[tuple[float, Any]] = collections.deque()
+    for _ in range(jobs):
+        inflight.append((time.perf_counter(), signature.apply_async()))
+        if len(inflight) >= window:
+            started, result = inflight.popleft()
+            result.get(timeout=120)
+            latencies.append(time.perf_counter() - started)
+    for started, result in inflight:
+        result.get(timeout=120)
+        latencies.append(time.perf_counter() - started)
+    seconds = time.perf_counter() - began
+    quiet = []
+    for _ in range(unloaded):
+        started = time.perf_counter()
+        signature.apply_async().get(timeout=60)
+        quiet.append(time.perf_counter() - started)
+    return Result(f"celery {task}", jobs, seconds, latencies, quiet)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--window", type=int, default=256, help="jobs in flight at most")
+    parser.add_argument("--unloaded", type=int, default=300, help="one-at-a-time samples")
+    parser.add_argument("--only", default="raw,herk,celery")
+    parser.add_argument("--raw-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_worker:
+        uvloop.run(raw_worker(args.raw_worker, args.window))
+        return
+    chosen = set(args.only.split(","))
+    results: dict[str, Result] = {}
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"megam-bench-{os.getpid()}"
+    print(
+        f"N={args.jobs} jobs, {args.workers} workers, window {args.window}, {os.cpu_count()} cores",
+        flush=True,
+    )
+    if "raw" in chosen:
+        with private_vhost() as url:
+            results["raw"] = uvloop.run(bench_raw(url, args.jobs, args.window, args.unloaded))
+            print(results["raw"].line(), flush=True)
+    if "herk" in chosen:
+        for job_type in ("noop", "shell.true"):
+            with private_vhost() as url:
+                results[job_type] = uvloop.run(
+                    bench_herk(
+                        url, job_type, args.jobs, args.window, args.unloaded, args.workers, tmp
+                    )
+                )
+                print(results[job_type].line(), flush=True)
+    if "celery" in chosen:
+        with private_vhost() as url:
+            os.environ["BENCH_AMQP"] = url  # read when bench.celery_tasks is imported
+            with celery_worker(url, args.workers):
+                for task, label in (("bench.noop", "celery-noop"), ("bench.true", "celery-true")):
+                    results[label] = bench_celery(task, args.jobs, args.window, args.unloaded)
+                    print(results[label].line(), flush=True)
+    if "noop" in results and "raw" in results:
+        print(f"herk/raw: {results['noop'].rate / results['raw'].rate:.2f}")
+    if "noop" in results and "celery-noop" in results:
+        print(f"herk/celery: {results['noop'].rate / results['celery-noop'].rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
