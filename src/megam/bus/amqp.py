@@ -81,10 +81,17 @@ class _AmqpSubscription(Subscription):
         self._channel = channel
         self._queue = queue
         self._tag = tag
+        self._receiving = True
+
+    async def stop_receiving(self) -> None:
+        # basic.cancel only: the channel stays open, so deliveries already received can be acked.
+        if self._receiving:
+            self._receiving = False
+            await self._queue.cancel(self._tag)
 
     async def cancel(self) -> None:
         try:
-            await self._queue.cancel(self._tag)
+            await self.stop_receiving()
         finally:
             await self._channel.close()
 

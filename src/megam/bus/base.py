@@ -58,6 +58,13 @@ class Subscription(abc.ABC):
     async def cancel(self) -> None:
         """Stop receiving; unacknowledged deliveries go back to the queue."""
 
+    async def stop_receiving(self) -> None:
+        """Stop new deliveries but keep the ones already received ours to settle.
+
+        For draining: in-flight work can still be acked; ``cancel`` later returns what is left.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot stop receiving")
+
 
 class Bus(abc.ABC):
     @abc.abstractmethod

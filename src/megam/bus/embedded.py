@@ -151,10 +151,13 @@ class _Consumer(Subscription):
             if not delivery.settled:
                 await delivery.reject(requeue=True)
 
-    async def cancel(self) -> None:
+    async def stop_receiving(self) -> None:
         self.pump.cancel()
         if self in self.queue.consumers:
             self.queue.consumers.remove(self)
+
+    async def cancel(self) -> None:
+        await self.stop_receiving()
         for delivery in list(self.unacked):
             delivery._settled = True
             self.queue.push(delivery._message, front=True)

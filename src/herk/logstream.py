@@ -1,0 +1,64 @@
+"""A job attempt's output as log events: masked, numbered, and batched (≤100 lines or ≤50 ms).
+
+Runs in the worker thread. ``publish`` blocks until the broker confirmed the batch, so a job that
+prints faster than the broker takes its lines is slowed down (its pipe fills) instead of herk
+buffering without bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from megam.secrets import mask
+from megam.wire import LogLine
+
+MAX_BATCH_LINES: Final = 100
+MAX_BATCH_DELAY: Final = 0.05
+
+
+class LogStream:
+    def __init__(
+        self,
+        publish: Callable[[list[LogLine]], None],
+        secrets: Iterable[str],
+        *,
+        max_lines: int = MAX_BATCH_LINES,
+        max_delay: float = MAX_BATCH_DELAY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publish = publish
+        self._secrets = tuple(secrets)
+        self._max_lines = max_lines
+        self._max_delay = max_delay
+        self._clock = clock
+        self._buffer: list[LogLine] = []
+        self._first_at = 0.0
+        self.seq = 0
+
+    def line(self, stream: str, text: str) -> None:
+        self.seq += 1
+        if not self._buffer:
+            self._first_at = self._clock()
+        self._buffer.append(LogLine(self.seq, stream, mask(text, self._secrets), time.time()))
+        if len(self._buffer) >= self._max_lines:
+            self.flush()
+
+    def tick(self) -> None:
+        if self._buffer and self._clock() - self._first_at >= self._max_delay:
+            self.flush()
+
+    def seconds_until_flush(self) -> float:
+        if not self._buffer:
+            return math.inf
+        return max(0.0, self._first_at + self._max_delay - self._clock())
+
+    def flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._publish(batch)
+
+    def mask(self, text: str) -> str:
+        return mask(text, self._secrets)

@@ -1,0 +1,247 @@
+"""A herk node: the master, its worker actors, its heartbeat and its control queue.
+
+``start()`` declares the topology, starts the workers and consumes ``herk.requests`` with a
+prefetch equal to the number of workers (a node never hoards work it cannot start). ``stop()``
+drains: it stops taking work, lets in-flight jobs finish within the grace period, then stops the
+rest and hands back what may safely run elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+import megam
+from herk import metrics
+from herk.bridge import LoopBridge
+from herk.catalogue import Catalogue, load_catalogue
+from herk.events import EventPublisher
+from herk.master import Master
+from herk.pool import WorkerPool
+from herk.worker import JobWorker
+from megam import log, topology, wire
+from megam.bus import Bus, BusError, Delivery, Subscription
+from megam.config import Settings
+from megam.secrets import Sealer
+
+logger = log.get("herk.node")
+
+DEFAULT_HEARTBEAT_SECONDS = 5.0
+STOP_MARGIN = 5.0
+"""After asking in-flight jobs to stop, how long beyond their kill grace to wait for them."""
+
+
+class HerkNode:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        sealer: Sealer,
+        *,
+        catalogue: Catalogue | None = None,
+        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.herk_name
+        self.bus = bus
+        self.sealer = sealer
+        self.catalogue = catalogue
+        self.heartbeat_seconds = heartbeat_seconds
+        self.started_at = 0.0
+        self.draining = False
+        self._master: Master | None = None
+        self._pool: WorkerPool | None = None
+        self._events: EventPublisher | None = None
+        self._intake: Subscription | None = None
+        self._retired_intakes: list[Subscription] = []
+        self._control: Subscription | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.catalogue is None:
+            self.catalogue = await asyncio.to_thread(load_catalogue, self.settings.actors_dir)
+        data_dir = Path(self.settings.data_dir)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        # gateway.events is declared here too: a terminal status confirmed into it is the
+        # "safely recorded" that lets herk ack, even before any gateway has started.
+        await self.bus.declare(topology.EXCHANGES, topology.HERK_QUEUES + topology.GATEWAY_QUEUES)
+        bridge = LoopBridge(asyncio.get_running_loop())
+        self._events = EventPublisher(self.bus, self.name)
+        self._pool = WorkerPool(self.settings.workers, self._start_worker, bridge)
+        metrics.WORKERS.inc(self._pool.size)
+        self._master = Master(
+            self.name, self.bus, self.sealer, self.catalogue, self._pool, self._events, bridge
+        )
+        self.started_at = time.time()
+        self._control = await self.bus.consume_temporary(
+            [
+                (topology.CONTROL.name, topology.control_key(None)),
+                (topology.CONTROL.name, topology.control_key(self.name)),
+            ],
+            self._on_control,
+            prefetch=16,
+        )
+        self._intake = await self.bus.consume(
+            topology.HERK_REQUESTS.name, self._master.handle, prefetch=self.settings.workers
+        )
+        self._heartbeat = asyncio.create_task(self._beat())
+        logger.info(
+            "herk.started",
+            herk=self.name,
+            workers=self.settings.workers,
+            job_types=list(self.catalogue),
+        )
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop taking work, give in-flight jobs ``grace`` seconds, stop the rest, shut down."""
+        if self._stopped or self._master is None:
+            return
+        self._stopped = True
+        master = self._master
+        await self.drain()
+        if self._control is not None:
+            await _quietly(self._control.cancel())
+        master.cut_backoffs(f"herk node {self.name} stopping")
+        if not await _wait(master.idle, grace):
+            logger.warning("herk.stopping_jobs", jobs=sorted(master.flights))
+            master.stop_all(f"herk node {self.name} stopping")
+            longest = max(
+                (f.job.definition.kill_grace for f in master.flights.values()), default=0.0
+            )
+            await _wait(master.idle, longest + STOP_MARGIN)
+        master.shutting_down = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self._send_heartbeat()
+        # Whatever is still unacknowledged goes back to the queue when the channels close.
+        for subscription in [self._intake, *self._retired_intakes]:
+            if subscription is not None:
+                await _quietly(subscription.cancel())
+        assert self._pool is not None
+        metrics.WORKERS.dec(self._pool.size)
+        self._pool.stop()
+        logger.info("herk.stopped", herk=self.name)
+
+    async def drain(self) -> None:
+        """Stop taking new requests; jobs already held run to their end."""
+        if self.draining:
+            return
+        self.draining = True
+        if self._master is not None:
+            self._master.accepting = False
+        if self._intake is not None:
+            await _quietly(self._intake.stop_receiving())
+        await self._send_heartbeat()
+        logger.info("herk.draining", herk=self.name)
+
+    async def scale(self, workers: int) -> None:
+        """Resize the worker pool and consume with a matching prefetch."""
+        if workers < 1 or self._pool is None or self._master is None:
+            raise ValueError("a herk node needs at least one worker")
+        before = self._pool.size
+        await self._pool.resize(workers)
+        metrics.WORKERS.inc(workers - before)
+        if not self.draining and self._intake is not None:
+            # The old channel stays open so that its in-flight deliveries can still be acked.
+            await self._intake.stop_receiving()
+            self._retired_intakes.append(self._intake)
+            self._intake = await self.bus.consume(
+                topology.HERK_REQUESTS.name, self._master.handle, prefetch=workers
+            )
+        logger.info("herk.scaled", herk=self.name, workers=workers)
+        await self._send_heartbeat()
+
+    # -- what the node tells and hears -----------------------------------------------------
+
+    def heartbeat(self) -> wire.Heartbeat:
+        master, pool = self._master, self._pool
+        return wire.Heartbeat(
+            herk=self.name,
+            workers=pool.size if pool else 0,
+            busy=pool.busy if pool else 0,
+            inflight=sorted(master.flights) if master else [],
+            version=megam.__version__,
+            started_at=self.started_at,
+            draining=self.draining,
+            at=wire.now(),
+        )
+
+    async def _beat(self) -> None:
+        while True:
+            await self._send_heartbeat()
+            await asyncio.sleep(self.heartbeat_seconds)
+
+    async def _send_heartbeat(self) -> None:
+        if self._events is None:
+            return
+        try:
+            await self._events.heartbeat(self.heartbeat())
+        except BusError as exc:
+            logger.warning("heartbeat.failed", error=str(exc))
+
+    async def _on_control(self, delivery: Delivery) -> None:
+        try:
+            command = wire.decode(delivery.body, wire.ControlCommand)
+        except wire.WireError as exc:
+            logger.warning("control.rejected", reason=exc.reason)
+            await delivery.ack()
+            return
+        await delivery.ack()  # commands are not jobs: acting on one twice is harmless
+        logger.info("control.received", command=command.command, job_id=command.job_id)
+        if command.command == "cancel" and command.job_id and self._master is not None:
+            self._master.cancel(command.job_id, command.requested_by)
+        elif command.command == "drain":
+            await self.drain()
+        elif command.command == "scale" and command.workers:
+            try:
+                await self.scale(command.workers)
+            except ValueError as exc:
+                logger.warning("control.scale_refused", reason=str(exc))
+        elif command.command == "ping":
+            await self._send_heartbeat()
+
+    def _start_worker(
+        self, number: int, on_death: Callable[[BaseException | None], None]
+    ) -> pykka.ActorRef[Any]:
+        assert self._events is not None
+        return JobWorker.start(
+            number,
+            self.name,
+            LoopBridge(asyncio.get_running_loop()),
+            self._events,
+            Path(self.settings.data_dir),
+            on_death,
+        )
+
+    @property
+    def master(self) -> Master | None:
+        return self._master
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        return self._pool
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _quietly(step: Any) -> None:
+    """Shutdown steps go on even if one fails (a broker already gone, say)."""
+    try:
+        await step
+    except Exception as exc:
+        logger.warning("herk.shutdown_step_failed", error=repr(exc))
