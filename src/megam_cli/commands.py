@@ -150,21 +150,25 @@ async def follow_node(api: ApiClient, node: str, *, until_done: bool, tail: int 
     """
     prefix = f"[{node}] "
     async for event in api.follow(f"/v1/nodes/{node}/logs/stream", tail=tail):
-        if event.event == "log":
+        if event.event == "message":
             line = event.data
             stream = sys.stderr if line.get("stream") == "stderr" else sys.stdout
             stream.write(prefix + line["text"] + "\n")
             stream.flush()
-        elif event.event == "status" and until_done:
-            state = event.data.get("state")
-            if state in TERMINAL_STATES:
-                break
+        elif event.event == "status" and until_done and _all_jobs_ended(event.data):
+            break
     shown = await api.get(f"/v1/nodes/{node}")
     status = shown.get("status", "?")
     job = await _latest_job(api, node)
     reason = f" ({job.get('state')}: {job.get('reason')})" if job and job.get("reason") else ""
     print(f"{node}: {status}{reason}")
     return status in ("RUNNING", "DELETED")
+
+
+def _all_jobs_ended(status: Mapping[str, Any]) -> bool:
+    """A node status event lists the node's jobs; following ends when none is still going."""
+    jobs = status.get("jobs") or []
+    return bool(jobs) and all(job.get("state") in TERMINAL_STATES for job in jobs)
 
 
 async def _latest_job(api: ApiClient, node: str) -> dict[str, Any] | None:

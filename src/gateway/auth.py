@@ -1,0 +1,155 @@
+"""Megam's HMAC request signatures (megam-original.md §2.1), checked on every non-open route.
+
+Each failure names the credential that is wrong, because "HMAC doesn't match" alone left the
+original's users guessing (nilavu #1076): a header that cannot be read is a 406, an unknown
+email or a signature made with another key is a 401 that says which.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from gateway import bodies
+from gateway.errors import NotAcceptable, Unauthorized, Unavailable
+from gateway.services import CALLER, Services, services
+from gateway.store.records import Account
+from megam import hmac
+from megam.secrets import SecretError
+
+OPEN_ROUTES: Final = frozenset({("POST", "/v1/accounts/content"), ("GET", "/v1/openapi.json")})
+"""Everything under /v1 needs a signature except these; paths outside /v1 are all open."""
+
+EMAIL: Final = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}$")
+HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
+ALGORITHMS: Final = ("sha1", "sha256")
+SIGNED_STRING: Final = (
+    "the signed string is X-Megam-DATE, the request path (with /v1, without the query) and "
+    "base64(md5(body)), joined by newlines"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if needs_signature(request):
+        request[CALLER] = await verify(request, services(request))
+    return await handler(request)
+
+
+def needs_signature(request: web.Request) -> bool:
+    if not request.path.startswith("/v1/"):
+        return False
+    resource = request.match_info.route.resource
+    if resource is None:
+        return False  # no such route: the router answers 404 without reading anything
+    return (request.method, resource.canonical) not in OPEN_ROUTES
+
+
+async def verify(request: web.Request, svc: Services) -> Account:
+    email, presented = _parse_hmac_header(request.headers.get(hmac.HMAC_HEADER))
+    date = request.headers.get(hmac.DATE_HEADER, "").strip()
+    if not date:
+        raise NotAcceptable(
+            f"the {hmac.DATE_HEADER} header is missing",
+            more=f"send it as YYYY-MM-DD HH:MM; {SIGNED_STRING}",
+        )
+    algorithm = request.headers.get(hmac.ALG_HEADER, "sha1").strip().lower()
+    if algorithm not in ALGORITHMS:
+        raise NotAcceptable(
+            f"{hmac.ALG_HEADER} must be sha1 or sha256, not {algorithm!r}",
+            more="leave the header out for Megam's original HMAC-SHA1",
+        )
+    if svc.options.clock_skew_seconds is not None:
+        _check_freshness(date, svc.options.clock_skew_seconds)
+    body = await bodies.read(request)
+    account, api_key = await _account_and_key(svc, email)
+    if not any(
+        hmac.verify(api_key, date, path, body, presented, algorithm)  # type: ignore[arg-type]
+        for path in _signed_path_candidates(request)
+    ):
+        raise Unauthorized(
+            f"the signature does not match the api key on record for {email}",
+            more=f"sign with the api_key issued to {email} (HMAC-{algorithm.upper()}, hex); "
+            f"{SIGNED_STRING}",
+        )
+    return account
+
+
+async def _account_and_key(svc: Services, email: str) -> tuple[Account, str]:
+    cached = svc.accounts.get(email)
+    if cached is not None:
+        return cached
+    account = await svc.store.account_by_email(email)
+    if account is None:
+        raise Unauthorized(
+            f"no account is registered for {email}",
+            more="check the email in X-Megam-HMAC, or create the account with "
+            "POST /v1/accounts/content",
+        )
+    try:
+        api_key = svc.sealer.decrypt(account.api_key_encrypted)
+    except SecretError as exc:
+        raise Unavailable(
+            f"the api key of {email} cannot be read with this gateway's secret key",
+            more="the gateway was started with a different MEGAM_SECRET_KEY_FILE than the one "
+            f"that stored the account: {exc}",
+        ) from None
+    svc.accounts.put(account, api_key)
+    return account, api_key
+
+
+def _parse_hmac_header(value: str | None) -> tuple[str, str]:
+    if value is None or not value.strip():
+        raise Unauthorized(
+            "this request is not signed",
+            more=f"send {hmac.HMAC_HEADER}: <email>:<hex signature> and {hmac.DATE_HEADER}; "
+            f"{SIGNED_STRING}",
+        )
+    email, colon, rest = value.strip().partition(":")
+    signature = rest.split(":", 1)[0].strip()  # like the original: the first two parts count
+    email = email.strip().lower()
+    if not colon or not signature:
+        raise NotAcceptable(
+            f"couldn't parse the {hmac.HMAC_HEADER} header", more="expected <email>:<hex signature>"
+        )
+    if not EMAIL.fullmatch(email):
+        raise NotAcceptable(
+            f"the {hmac.HMAC_HEADER} header does not start with an email address",
+            more="expected <email>:<hex signature>",
+        )
+    if not HEX.fullmatch(signature):
+        raise NotAcceptable(
+            f"the signature in {hmac.HMAC_HEADER} is not hexadecimal",
+            more="expected <email>:<hex signature>, the HMAC as lower-case hex",
+        )
+    return email, signature
+
+
+def _signed_path_candidates(request: web.Request) -> tuple[str, ...]:
+    # Clients sign the path as they wrote it; some percent-encode (a@b → a%40b), some do not.
+    raw = request.rel_url.raw_path
+    return (raw,) if raw == request.path else (raw, request.path)
+
+
+def _check_freshness(date: str, window: float) -> None:
+    try:
+        signed_at = calendar.timegm(time.strptime(date, hmac.DATE_FORMAT))
+    except ValueError:
+        raise NotAcceptable(
+            f"{hmac.DATE_HEADER} {date!r} is not a date", more="send it as YYYY-MM-DD HH:MM (UTC)"
+        ) from None
+    # the date has minute resolution: allow the minute it names in full
+    skew = max(signed_at - time.time(), time.time() - (signed_at + 60), 0.0)
+    if skew > window:
+        raise Unauthorized(
+            f"{hmac.DATE_HEADER} is {skew / 60:.0f} minutes away from the gateway's clock",
+            more=f"signatures older or newer than {window:g} seconds are refused; send the "
+            "current UTC time as YYYY-MM-DD HH:MM",
+        )

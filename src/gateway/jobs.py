@@ -1,0 +1,156 @@
+"""Turning a node request into a job: its type, its parameters, and the ``wire.JobRequest``.
+
+Job types and parameters (the contract with herk):
+
+* ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
+* ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
+  and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?}`` for the others.
+
+Cloud credentials travel only in ``JobRequest.sealed``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import msgspec
+import orjson
+
+from gateway import catalogue, lifecycle
+from gateway.errors import BadRequest
+from gateway.store.records import CloudTarget, HistoryEntry, Job, OutboxEntry
+from megam import topology, wire
+from megam.secrets import Sealer
+from megam.wire import JobState
+
+RUN_LIST_ITEM: Final = re.compile(r"^(role|recipe)\[[A-Za-z0-9_.:@-]+\]$")
+
+
+def instance_names(name: str, count: int | None) -> list[str]:
+    """Megam's fan-out: ``web.megam.co`` with 2 instances → ``web1.megam.co``, ``web2.megam.co``."""
+    if count is None:
+        return [name]
+    label, dot, rest = name.partition(".")
+    names = [f"{label}{i}{dot}{rest}" for i in range(1, count + 1)]
+    for candidate in names:
+        try:
+            msgspec.convert(candidate, wire.NodeName)
+        except msgspec.ValidationError:
+            raise BadRequest(
+                f"instance name {candidate} is not a valid node name",
+                more="the first label of a node name can have at most 63 characters, "
+                "including the instance number",
+            ) from None
+    return names
+
+
+def parse_run_list(value: list[str] | str) -> list[str]:
+    """A run list from a list, or from Megam's string form ``'role[a]', recipe[b]``."""
+    if isinstance(value, list):
+        return value
+    items = [item.strip().strip("'\"").strip() for item in value.split(",")]
+    items = [item for item in items if item]
+    bad = [item for item in items if not RUN_LIST_ITEM.fullmatch(item)]
+    if bad:
+        raise BadRequest(
+            f"run list entry {bad[0]!r} is not a Chef run-list entry",
+            more="use role[name] or recipe[cookbook::recipe], separated by commas",
+        )
+    return items
+
+
+def chef_command(cloud: CloudTarget, run_list: list[str], node_name: str) -> dict[str, Any]:
+    """The original's ``command`` object, built from the cloud and the cloud tool template."""
+    if cloud.cctype == "local":
+        chef = {"command": "chef-client", "plugin": "--local-mode", "name": ""}
+    else:
+        create, name_flag = catalogue.create_template(cloud.cctype)
+        chef = {
+            "command": "knife",
+            "plugin": f"{cloud.cctype} {create}",
+            "name": f"{name_flag} {node_name}" if name_flag else "",
+        }
+    return {
+        "systemprovider": {"provider": {"prov": "chef"}},
+        "compute": {"cctype": cloud.cctype, "cc": cloud.spec, "access": cloud.access},
+        "cloudtool": {"chef": {**chef, "run_list": ",".join(f"'{r}'" for r in run_list)}},
+    }
+
+
+def job_spec(cloud: CloudTarget, req_type: str, run_list: list[str]) -> tuple[str, dict[str, Any]]:
+    if cloud.cctype == "local":
+        params: dict[str, Any] = {"run_list": run_list} if req_type == "create" else {}
+        return f"local.{req_type}", params
+    params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
+    if req_type == "create":
+        params["run_list"] = run_list
+    if cloud.knife_rb:
+        params["knife_rb"] = cloud.knife_rb
+    return f"knife.{req_type}", params
+
+
+def sealed_credentials(sealer: Sealer, cloud: CloudTarget) -> str | None:
+    """Re-seal the cloud's at-rest credentials for the wire; None when it has none."""
+    if cloud.credentials_encrypted is None:
+        return None
+    return sealer.seal(orjson.loads(sealer.decrypt(cloud.credentials_encrypted)))
+
+
+def new_job(
+    *,
+    job_id: str,
+    account_id: str,
+    node_id: str,
+    node_name: str,
+    req_type: str,
+    cloud: CloudTarget,
+    run_list: list[str],
+    sealed: str | None,
+    correlation_id: str,
+    now: float,
+    lease: float,
+) -> tuple[Job, OutboxEntry]:
+    """The stored job and its outbox entry (the encoded ``JobRequest``), queued and unpublished."""
+    job_type, params = job_spec(cloud, req_type, run_list)
+    message = wire.JobRequest(
+        job_id=job_id,
+        type=job_type,
+        node=node_name,
+        account=account_id,
+        correlation_id=correlation_id,
+        params=params,
+        sealed=sealed,
+        created_at=now,
+    )
+    reason = lifecycle.QUEUED_REASON
+    job = Job(
+        id=job_id,
+        account_id=account_id,
+        node_id=node_id,
+        node_name=node_name,
+        req_type=req_type,
+        job_type=job_type,
+        params=params,
+        state=JobState.QUEUED.value,
+        reason=reason,
+        exit_code=None,
+        attempt=0,  # herk's first status event (attempt 1) is newer than anything stored here
+        seq=0,
+        herk="",
+        correlation_id=correlation_id,
+        published=False,
+        created_at=now,
+        updated_at=now,
+        history=(HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=now),),
+    )
+    outbox = OutboxEntry(
+        job_id=job_id,
+        routing_key=topology.request_key(job_type),
+        body=wire.encode(message),
+        correlation_id=correlation_id,
+        attempts=0,
+        # the request publishes it at once; the outbox loop only takes over if that fails
+        due_at=now + lease,
+    )
+    return job, outbox

@@ -1,0 +1,232 @@
+"""The OpenAPI 3.1 document of the API, built from the app's own routes and request schemas.
+
+Every route must have an entry in :data:`OPERATIONS` (building the document fails otherwise), and
+request bodies are described by the same msgspec Structs that validate them, so the document
+cannot drift from what the gateway does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from gateway import auth, schemas
+from megam import __version__, hmac
+
+REF: Final = "#/components/schemas/{name}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    description: str
+    type: str = "string"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Operation:
+    summary: str
+    answer: str
+    """What a success returns, e.g. ``Megam::Node`` or ``201 messages``."""
+    body: tuple[type[msgspec.Struct], ...] = ()
+    query: tuple[Query, ...] = ()
+    status: int = 200
+    media_type: str = "application/json"
+
+
+TAIL = Query("tail", "how many of the latest lines to give first (default 100)", "integer")
+AFTER = Query("after", "a cursor: give only lines after it", "integer")
+JOB = Query("job", "only the lines of this job (RIP…)")
+CREATED = "201 messages: [{code, msg_type, msg, more, json_claz, links}]"
+
+OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
+    ("POST", "/v1/accounts/content"): Operation(
+        "Onboard an account; the api_key is generated unless given, and returned",
+        "Megam::Account",
+        body=(schemas.AccountInput,),
+        status=201,
+    ),
+    ("GET", "/v1/accounts/{email}"): Operation("Your own account", "Megam::Account"),
+    ("POST", "/v1/auth"): Operation("Check a signature", "Megam::Auth"),
+    ("GET", "/v1/predefs"): Operation("The seeded app types", "Megam::PredefCollection"),
+    ("GET", "/v1/predefs/{name}"): Operation("One app type", "Megam::Predef"),
+    ("GET", "/v1/cloudtools"): Operation("The seeded cloud tools", "Megam::CloudToolCollection"),
+    ("GET", "/v1/cloudtools/{name}"): Operation(
+        "One cloud tool and its command templates", "Megam::CloudTool"
+    ),
+    ("POST", "/v1/predefclouds/content"): Operation(
+        "Create a cloud profile; credentials are encrypted and never returned",
+        CREATED,
+        body=(schemas.PredefCloudInput,),
+        status=201,
+    ),
+    ("GET", "/v1/predefclouds"): Operation("Your cloud profiles", "Megam::PredefCloudCollection"),
+    ("GET", "/v1/predefclouds/{name}"): Operation("One cloud profile", "Megam::PredefCloud"),
+    ("POST", "/v1/nodes/content"): Operation(
+        "Launch nodes: Megam's node JSON or the short form; noofinstances fans out",
+        CREATED,
+        body=(schemas.NodeLaunch, schemas.NodeCreate),
+        status=201,
+    ),
+    ("GET", "/v1/nodes"): Operation("Your nodes", "Megam::NodeCollection"),
+    ("GET", "/v1/nodes/{name}"): Operation(
+        "One node with its status and latest request", "Megam::Node"
+    ),
+    ("GET", "/v1/nodes/{name}/logs"): Operation(
+        "A node's log lines: the last N, or those after a cursor",
+        "Megam::LogLineCollection with cursor",
+        query=(TAIL, AFTER, JOB, Query("limit", "at most this many lines", "integer")),
+    ),
+    ("GET", "/v1/nodes/{name}/logs/stream"): Operation(
+        "Live tail as Server-Sent Events: the last N lines, then follow; every event's id is "
+        "a cursor, resume with Last-Event-ID; 'status' events report node and job states",
+        "text/event-stream",
+        query=(TAIL, AFTER, JOB),
+        media_type="text/event-stream",
+    ),
+    ("GET", "/v1/nodes/{name}/logs/ws"): Operation(
+        "Live tail over a WebSocket: JSON messages {type: line|status, cursor, line|status}; "
+        "resume with ?after=<cursor>",
+        "101 WebSocket",
+        query=(TAIL, AFTER, JOB),
+        status=101,
+    ),
+    ("GET", "/v1/nodes/{name}/metrics"): Operation(
+        "A node's metric samples over time",
+        "Megam::MetricSampleCollection",
+        query=(
+            Query("name", "only this metric, e.g. cpu_system"),
+            Query("since", "seconds since the epoch", "number"),
+        ),
+    ),
+    ("POST", "/v1/requests/content"): Operation(
+        "A request for an existing node: delete", CREATED, body=(schemas.RequestInput,), status=201
+    ),
+    ("GET", "/v1/requests"): Operation(
+        "All your requests with state, reason and history", "Megam::RequestCollection"
+    ),
+    ("GET", "/v1/requests/{node_name}"): Operation(
+        "The requests of one node", "Megam::RequestCollection"
+    ),
+    ("GET", "/v1/jobs/{job_id}"): Operation("One request (job) with its history", "Megam::Request"),
+    ("GET", "/v1/logs/search"): Operation(
+        "Full-text search over all your archived log lines, newest first",
+        "Megam::LogLineCollection (each hit with node_name and job_state)",
+        query=(
+            Query("q", "words that must all occur in a line"),
+            Query("node", "only this node"),
+            JOB,
+            Query("state", "only jobs in this state, e.g. failed"),
+            Query("since", "seconds since the epoch", "number"),
+            Query("until", "seconds since the epoch", "number"),
+            Query("limit", "at most this many hits (1-1000, default 100)", "integer"),
+        ),
+    ),
+    ("GET", "/v1/cluster"): Operation(
+        "The herk nodes and their load (in-flight jobs: only yours)", "Megam::HerkNodeCollection"
+    ),
+    ("GET", "/v1/openapi.json"): Operation("This document", "OpenAPI 3.1"),
+    ("GET", "/healthz"): Operation("Liveness", "{status}"),
+    ("GET", "/readyz"): Operation("Readiness: store and broker", "{status, store, bus}"),
+    ("GET", "/metrics"): Operation("Prometheus metrics", "text/plain", media_type="text/plain"),
+}
+
+_ERRORS: Final = {
+    400: "malformed body or parameter",
+    401: "missing signature, unknown email, or signature made with another key",
+    403: "not yours",
+    404: "not found (or not yours)",
+    406: "unparsable signature header",
+    409: "the name is taken",
+    413: "body too large",
+    503: "store, broker or uid service unavailable",
+}
+_MESSAGE: Final = {
+    "type": "object",
+    "required": ["code", "msg_type", "msg", "more", "json_claz", "links"],
+    "properties": {
+        "code": {"type": "integer"},
+        "msg_type": {"enum": ["info", "error"]},
+        "msg": {"type": "string"},
+        "more": {"type": "string"},
+        "json_claz": {"type": "string"},
+        "links": {"type": "string"},
+    },
+}
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    structs = sorted(
+        {kind for op in OPERATIONS.values() for kind in op.body}, key=lambda k: k.__name__
+    )
+    _, components = msgspec.json.schema_components(structs, ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        if route.method == "HEAD" or route.resource is None:
+            continue
+        path = route.resource.canonical
+        operation = OPERATIONS[(route.method, path)]  # a route without an entry is a bug
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, operation)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Megam gateway",
+            "version": __version__,
+            "description": "Megam's /v1 API. Sign requests with "
+            f"{hmac.HMAC_HEADER}: <email>:<hex HMAC-SHA1 of date, path and base64(md5(body))>, "
+            f"{hmac.DATE_HEADER}: <YYYY-MM-DD HH:MM>; send {hmac.ALG_HEADER}: sha256 for "
+            "HMAC-SHA256.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {**components, "Message": _MESSAGE},
+            "securitySchemes": {
+                "MegamHmac": {"type": "apiKey", "in": "header", "name": hmac.HMAC_HEADER}
+            },
+        },
+    }
+
+
+def _operation(method: str, path: str, op: Operation) -> dict[str, Any]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    parameters += [
+        {"name": q.name, "in": "query", "description": q.description, "schema": {"type": q.type}}
+        for q in op.query
+    ]
+    out: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+        "parameters": parameters,
+        "responses": {
+            str(op.status): {
+                "description": op.answer,
+                "content": {op.media_type: {"schema": {}}},
+            },
+            **{
+                str(code): {
+                    "description": why,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Message"}}
+                    },
+                }
+                for code, why in _ERRORS.items()
+            },
+        },
+        "security": [] if _is_open(method, path) else [{"MegamHmac": []}],
+    }
+    if op.body:
+        refs = [{"$ref": REF.format(name=kind.__name__)} for kind in op.body]
+        schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+def _is_open(method: str, path: str) -> bool:
+    return not path.startswith("/v1/") or (method, path) in auth.OPEN_ROUTES

@@ -1,0 +1,90 @@
+"""Requests (Megam's ``RIP…``): the jobs of a node, with state, reason and history; deletes."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway import bodies, envelope, jobs, views
+from gateway.errors import AlreadyExists, NotFound, Unavailable
+from gateway.lifecycle import NodeStatus, ReqType
+from gateway.schemas import RequestInput
+from gateway.services import caller, request_id, services
+from gateway.store import Conflict
+from megam.secrets import SecretError
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/requests/content")
+async def create_request(request: web.Request) -> web.Response:
+    svc = services(request)
+    account = caller(request)
+    body = await bodies.parse(request, RequestInput, "request")
+    node = await svc.store.node(account.id, body.node_name)
+    if node is None:
+        raise NotFound(f"you have no node named {body.node_name}")
+    if node.status == NodeStatus.DELETED:
+        raise AlreadyExists(f"node {node.name} is already deleted")
+    try:
+        sealed = jobs.sealed_credentials(svc.sealer, node.cloud)
+    except SecretError as exc:
+        raise Unavailable("the cloud's credentials cannot be read", more=str(exc)) from None
+    job, outbox = jobs.new_job(
+        job_id=await svc.new_id("RIP"),
+        account_id=account.id,
+        node_id=node.id,
+        node_name=node.name,
+        req_type=ReqType.DELETE.value,
+        cloud=node.cloud,
+        run_list=[],
+        sealed=sealed,
+        correlation_id=request_id(request),
+        now=time.time(),
+        lease=svc.options.outbox_lease_seconds,
+    )
+    try:
+        await svc.store.add_request(job, outbox)
+    except Conflict as exc:
+        raise AlreadyExists(str(exc)) from None
+    messages = [
+        envelope.message(
+            201,
+            f"node {node.name} is being deleted",
+            f"job {job.id} ({job.job_type}) is queued; the node turns DELETED when it succeeds",
+            node_name=node.name,
+            node_id=node.id,
+            job_id=job.id,
+        )
+    ]
+    error = await svc.publisher.publish_now([outbox])
+    if error is not None:
+        messages.append(envelope.queue_crowded(1, error))
+    return envelope.created(messages)
+
+
+@routes.get("/v1/requests")
+async def list_requests(request: web.Request) -> web.Response:
+    found = await services(request).store.jobs(caller(request).id)
+    return envelope.json(envelope.collection("Request", map(views.request, found)))
+
+
+@routes.get("/v1/requests/{node_name}")
+async def node_requests(request: web.Request) -> web.Response:
+    svc = services(request)
+    account = caller(request)
+    name = request.match_info["node_name"]
+    found = await svc.store.node_with_jobs(account.id, name)
+    if found is None:
+        raise NotFound(f"you have no node named {name}")
+    return envelope.json(envelope.collection("Request", map(views.request, found[1])))
+
+
+@routes.get("/v1/jobs/{job_id}")
+async def show_job(request: web.Request) -> web.Response:
+    job_id = request.match_info["job_id"]
+    job = await services(request).store.job(caller(request).id, job_id)
+    if job is None:
+        raise NotFound(f"you have no job {job_id}")
+    return envelope.json(views.request(job))

@@ -1,0 +1,150 @@
+"""Request bodies the API accepts, validated strictly with msgspec.
+
+Bodies that mirror the original client's JSON tolerate fields this gateway does not use (old
+clients send them); the short forms this gateway adds forbid unknown fields, so a typo is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from megam.wire import NodeName
+
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$",
+        max_length=254,
+        description="an email address; compared in lower case",
+    ),
+]
+ApiKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9._~+/=-]+$",
+        min_length=16,
+        max_length=128,
+        description="16 to 128 characters from A-Z a-z 0-9 . _ ~ + / = -",
+    ),
+]
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        max_length=64,
+        description="letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ),
+]
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+RunListItem = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(role|recipe)\[[A-Za-z0-9_.:@-]+\]$",
+        description="a Chef run-list entry such as role[rails] or recipe[nginx::default]",
+    ),
+]
+SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+SecretValue = Annotated[str, msgspec.Meta(max_length=16 * 1024)]
+CloudType = Literal["local", "ec2", "google", "openstack", "hp"]
+MAX_INSTANCES: Final = 50
+Instances = Annotated[int, msgspec.Meta(ge=1, le=MAX_INSTANCES)]
+
+
+class AccountInput(msgspec.Struct, kw_only=True):
+    email: Email
+    api_key: ApiKey | None = None
+    authority: Literal["user", "normal"] = "user"
+
+
+class CloudSpec(msgspec.Struct, kw_only=True):
+    type_name: CloudType
+    groups: Text = ""
+    image: Text = ""
+    flavor: Text = ""
+    tenant_id: Text = ""
+
+
+class CloudAccess(msgspec.Struct, kw_only=True):
+    ssh_key: Text = ""
+    identity_file: Text = ""
+    ssh_user: Text = ""
+    vault_location: Text = ""
+    sshpub_location: Text = ""
+    zone: Text = ""
+    region: Text = ""
+
+
+class PredefCloudInput(msgspec.Struct, kw_only=True):
+    name: Name
+    spec: CloudSpec
+    access: CloudAccess = msgspec.field(default_factory=CloudAccess)
+    credentials: Annotated[dict[SecretName, SecretValue], msgspec.Meta(max_length=32)] = {}
+    ideal: Text = ""
+    performance: Text = ""
+
+
+class NodeLaunch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The short form: a name, a predef cloud of the caller and a run list."""
+
+    node_name: NodeName
+    predefcloud: Name
+    run_list: list[RunListItem] | Annotated[str, msgspec.Meta(max_length=4096)] = []
+    noofinstances: Instances | None = None
+    node_type: Literal["APP", "BOLT"] = "APP"
+    knife_rb: Text | None = None
+
+
+class ChefTool(msgspec.Struct, kw_only=True):
+    command: Text = "knife"
+    plugin: Text = ""
+    run_list: Text = ""
+    name: Text = ""
+
+
+class CloudToolInput(msgspec.Struct, kw_only=True):
+    chef: ChefTool
+
+
+class ComputeInput(msgspec.Struct, kw_only=True):
+    cctype: CloudType
+    cc: dict[str, Text] = {}
+    access: CloudAccess = msgspec.field(default_factory=CloudAccess)
+
+
+class CommandInput(msgspec.Struct, kw_only=True):
+    systemprovider: dict[str, Any] = {}
+    compute: ComputeInput
+    cloudtool: CloudToolInput
+
+
+class PredefsInput(msgspec.Struct, kw_only=True):
+    name: Text = ""
+    scm: Text = ""
+    war: Text = ""
+    db: Text = ""
+    queue: Text = ""
+
+
+class NodeCreate(msgspec.Struct, kw_only=True):
+    """The original client's node JSON (megam-original.md §2.4)."""
+
+    node_name: NodeName
+    node_type: Literal["APP", "BOLT"] = "APP"
+    noofinstances: Instances = 1
+    req_type: Literal["create"] = "create"
+    command: CommandInput
+    predefs: PredefsInput = msgspec.field(default_factory=PredefsInput)
+    appdefns: dict[str, Any] = {}
+    boltdefns: dict[str, Any] = {}
+    appreq: dict[str, Any] = {}
+    boltreq: dict[str, Any] = {}
+
+
+class RequestInput(msgspec.Struct, kw_only=True):
+    """A new request for an existing node; only ``delete`` goes through herk in v1."""
+
+    node_name: NodeName
+    req_type: Annotated[str, msgspec.Meta(pattern=r"^(?i:delete)$")]
+    command: Any = None

@@ -1,0 +1,173 @@
+"""The store interface: everything the gateway persists, in typed calls, no query language.
+
+Every read that returns tenant data takes the calling ``account_id``: isolation is part of the
+signature, not something a caller may forget. Adapters pass ``tests/gateway/store`` unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from gateway.store.records import (
+    Account,
+    EventOutcome,
+    HerkNode,
+    Job,
+    Launch,
+    LogHit,
+    LogLine,
+    LogQuery,
+    MetricSample,
+    Node,
+    OutboxEntry,
+    PredefCloud,
+)
+from megam.wire import Heartbeat, LogEvent, MetricEvent, StatusEvent
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (unreachable, disk full …): a 503, not a bug."""
+
+
+class Conflict(StoreError):
+    """A write would break a uniqueness rule; the message says which."""
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema on first use."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the store answers."""
+
+    # accounts -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_account(self, account: Account) -> None:
+        """Raise :class:`Conflict` if the email is taken."""
+
+    @abc.abstractmethod
+    async def account_by_email(self, email: str) -> Account | None: ...
+
+    # predef clouds --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_predef_cloud(self, cloud: PredefCloud) -> None:
+        """Raise :class:`Conflict` if the account already has a cloud of that name."""
+
+    @abc.abstractmethod
+    async def predef_cloud(self, account_id: str, name: str) -> PredefCloud | None: ...
+
+    @abc.abstractmethod
+    async def predef_clouds(self, account_id: str) -> list[PredefCloud]: ...
+
+    # nodes and jobs -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_launches(self, launches: Sequence[Launch]) -> None:
+        """Store nodes with their create jobs and outbox entries, all or nothing.
+
+        Raise :class:`Conflict` if a node name is in use by a node that is not deleted.
+        """
+
+    @abc.abstractmethod
+    async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
+        """Store a further job for an existing node (a delete).
+
+        Raise :class:`Conflict` if the node is deleted or a job of the same ``req_type`` is still
+        unfinished for it.
+        """
+
+    @abc.abstractmethod
+    async def node(self, account_id: str, name: str) -> Node | None:
+        """The account's node of that name: the live one, else the latest deleted one."""
+
+    @abc.abstractmethod
+    async def node_with_jobs(self, account_id: str, name: str) -> tuple[Node, list[Job]] | None:
+        """:meth:`node` and its jobs, read together."""
+
+    @abc.abstractmethod
+    async def node_by_id(self, account_id: str, node_id: str) -> Node | None: ...
+
+    @abc.abstractmethod
+    async def nodes(self, account_id: str) -> list[Node]: ...
+
+    @abc.abstractmethod
+    async def job(self, account_id: str, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
+        """The account's jobs (of one node when ``node_id`` is given), oldest first."""
+
+    # outbox ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxEntry]:
+        """Entries due at ``now``, each pushed ``lease`` seconds ahead so no one else takes it."""
+
+    @abc.abstractmethod
+    async def outbox_sent(self, job_id: str, at: float) -> None:
+        """The broker confirmed the job's message: forget the entry, mark the job published."""
+
+    @abc.abstractmethod
+    async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
+        """Publishing failed: retry at ``retry_at`` and tell the job's owner why it waits."""
+
+    @abc.abstractmethod
+    async def outbox_size(self) -> int: ...
+
+    # events from herk -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def apply_status(self, event: StatusEvent) -> EventOutcome:
+        """Move the job (and its node) on; stale, duplicate or terminal-job events do nothing."""
+
+    @abc.abstractmethod
+    async def add_log_lines(self, event: LogEvent) -> EventOutcome:
+        """Insert lines; a line already stored (same job, attempt, seq) is skipped."""
+
+    @abc.abstractmethod
+    async def add_metrics(self, event: MetricEvent) -> EventOutcome: ...
+
+    @abc.abstractmethod
+    async def record_heartbeat(self, heartbeat: Heartbeat) -> None: ...
+
+    # reads for the API ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def log_lines(
+        self,
+        account_id: str,
+        node_id: str,
+        *,
+        after: int | None = None,
+        tail: int | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        """Lines in cursor order: after ``after`` (at most ``limit``), else the last ``tail``."""
+
+    @abc.abstractmethod
+    async def search_logs(self, account_id: str, query: LogQuery) -> list[LogHit]:
+        """The account's lines matching ``query``, newest first."""
+
+    @abc.abstractmethod
+    async def metrics(
+        self,
+        account_id: str,
+        node_name: str,
+        *,
+        name: str | None = None,
+        since: float = 0.0,
+        limit: int = 1000,
+    ) -> list[MetricSample]:
+        """The latest ``limit`` samples since ``since``, oldest first."""
+
+    @abc.abstractmethod
+    async def herk_nodes(self) -> list[HerkNode]: ...

@@ -1,0 +1,166 @@
+"""What the store keeps: plain immutable records, independent of any database.
+
+Times are seconds since the epoch (floats). JSON-shaped parts (cloud spec, command …) are dicts.
+Fields named ``*_encrypted`` hold Fernet tokens made by the gateway: the store sees no secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Account(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    email: str
+    api_key_encrypted: str
+    authority: str
+    created_at: float
+
+
+class PredefCloud(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    name: str
+    type_name: str
+    spec: dict[str, str]
+    access: dict[str, str]
+    credentials_encrypted: str | None
+    created_at: float
+
+
+class CloudTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """The cloud a node was launched on, copied at launch so a later delete needs nothing else."""
+
+    name: str
+    cctype: str
+    spec: dict[str, str]
+    access: dict[str, str]
+    credentials_encrypted: str | None = None
+    knife_rb: str | None = None
+    """Path of the knife.rb herk passes to knife with -c, when the launch named one."""
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    account_id: str
+    name: str
+    node_type: str
+    status: str
+    cloud: CloudTarget
+    command: dict[str, Any]
+    predefs: dict[str, str]
+    defns_encrypted: str | None
+    """The original client's appdefns/boltdefns (they may hold api keys), kept but never shown."""
+    created_at: float
+    updated_at: float
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    state: str
+    reason: str
+    at: float
+    exit_code: int | None = None
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """One request for a node (Megam's ``RIP…`` request) and the job herk runs for it."""
+
+    id: str
+    account_id: str
+    node_id: str
+    node_name: str
+    req_type: str
+    job_type: str
+    params: dict[str, Any]
+    state: str
+    reason: str
+    exit_code: int | None
+    attempt: int
+    seq: int
+    herk: str
+    correlation_id: str
+    published: bool
+    created_at: float
+    updated_at: float
+    history: tuple[HistoryEntry, ...] = ()
+
+
+class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A job message waiting to be (re)published; removed once the broker confirmed it."""
+
+    job_id: str
+    routing_key: str
+    body: bytes
+    correlation_id: str
+    attempts: int
+    due_at: float
+
+
+class Launch(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one launched node writes, stored atomically with the others of its request."""
+
+    node: Node
+    job: Job
+    outbox: OutboxEntry
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    """Store-assigned, increasing in commit order: the cursor of log queries and live tails."""
+    job_id: str
+    attempt: int
+    seq: int
+    stream: str
+    text: str
+    at: float
+
+
+class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """A full-text search over an account's archived log lines; every filter is optional."""
+
+    words: tuple[str, ...]
+    """Each word must occur in a line (case-insensitive, whole words)."""
+    node_name: str | None = None
+    job_id: str | None = None
+    job_state: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+
+
+class LogHit(msgspec.Struct, frozen=True, kw_only=True):
+    line: LogLine
+    node_name: str
+    job_state: str
+
+
+class MetricSample(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    value: float
+    at: float
+
+
+class HerkNode(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    workers: int
+    busy: int
+    inflight: tuple[str, ...]
+    version: str
+    started_at: float
+    draining: bool
+    last_seen: float
+
+
+class EventOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What applying one event did. ``node_id`` is set when a node's tail must be woken."""
+
+    applied: bool
+    why: str = ""
+    """Why nothing changed: ``unknown job``, ``stale``, ``duplicate`` …"""
+    node_id: str | None = None
+    stored: int = 0
+    """Log lines or metric samples added (duplicates are not counted)."""
+    mismatch: bool = False
+    """The event names an account or node that does not own the job: refused, dead-lettered."""

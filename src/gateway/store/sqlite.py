@@ -1,0 +1,812 @@
+# ruff: noqa: S608 - SQL is assembled only from this module's constant column lists and
+# fragments; every value is a bound parameter.
+"""The embedded store: SQLite in WAL mode, driven from dedicated threads.
+
+One writer thread owns the only writing connection, so writes are serialised and row ids (the
+log cursor) grow in commit order; a small pool of reader threads each own a read-only connection,
+so reads run beside writes. Each store call is one transaction and one hop to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import BrokenThreadPool
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+
+from gateway import lifecycle
+from gateway.store import sqlite_schema
+from gateway.store.base import Conflict, Store, StoreError
+from gateway.store.records import (
+    Account,
+    CloudTarget,
+    EventOutcome,
+    HerkNode,
+    HistoryEntry,
+    Job,
+    Launch,
+    LogHit,
+    LogLine,
+    LogQuery,
+    MetricSample,
+    Node,
+    OutboxEntry,
+    PredefCloud,
+)
+from megam.wire import Heartbeat, JobState, LogEvent, MetricEvent, StatusEvent
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+_ACCOUNT = "id, email, api_key_encrypted, authority, created_at"
+_CLOUD = "id, account_id, name, type_name, spec, access, credentials_encrypted, created_at"
+_NODE = (
+    "id, account_id, name, node_type, status, cloud, command, predefs, defns_encrypted, "
+    "created_at, updated_at"
+)
+_JOB = (
+    "id, account_id, node_id, node_name, req_type, job_type, params, state, reason, exit_code, "
+    "attempt, seq, herk, correlation_id, published, created_at, updated_at"
+)
+_LINE = "id, job_id, attempt, seq, stream, text, at"
+_UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
+class _Connections:
+    """A thread pool whose every thread owns one SQLite connection."""
+
+    def __init__(self, path: Path, *, threads: int, readonly: bool, name: str) -> None:
+        self._path = path
+        self._readonly = readonly
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executor = ThreadPoolExecutor(
+            threads, thread_name_prefix=name, initializer=self._connect
+        )
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        for pragma in sqlite_schema.PRAGMAS:
+            conn.execute(pragma)
+        if self._readonly:
+            conn.execute("PRAGMA query_only = ON")
+        self._local.conn = conn
+        with self._lock:
+            self._opened.append(conn)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError(f"SQLite store {self._path} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._transaction, work, args)
+        except (sqlite3.Error, BrokenThreadPool) as exc:
+            raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+
+    def _transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn: sqlite3.Connection = self._local.conn
+        conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
+        try:
+            result = work(conn, *args)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # also when COMMIT itself failed
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def close(self) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        self.path = path
+        self._readers_count = readers
+        self._writer: _Connections | None = None
+        self._readers: _Connections | None = None
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {self.path.parent}: {exc}") from exc
+        self._writer = _Connections(self.path, threads=1, readonly=False, name="sqlite-writer")
+        self._readers = _Connections(
+            self.path, threads=self._readers_count, readonly=True, name="sqlite-reader"
+        )
+        await self._write(_create_schema)
+
+    async def close(self) -> None:
+        for pool in (self._readers, self._writer):
+            if pool is not None:
+                await asyncio.to_thread(pool.close)
+        self._readers = self._writer = None
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        if self._writer is None:
+            raise StoreError("store is not open")
+        return await self._writer.run(work, *args)
+
+    async def _read(self, work: Callable[..., T], *args: Any) -> T:
+        if self._readers is None:
+            raise StoreError("store is not open")
+        return await self._readers.run(work, *args)
+
+    # accounts -------------------------------------------------------------------------------
+
+    async def add_account(self, account: Account) -> None:
+        await self._write(_insert_account, account)
+
+    async def account_by_email(self, email: str) -> Account | None:
+        row = await self._read(_one, f"SELECT {_ACCOUNT} FROM accounts WHERE email = ?", (email,))
+        return None if row is None else Account(**dict(zip(_ACCOUNT.split(", "), row, strict=True)))
+
+    # predef clouds --------------------------------------------------------------------------
+
+    async def add_predef_cloud(self, cloud: PredefCloud) -> None:
+        await self._write(_insert_cloud, cloud)
+
+    async def predef_cloud(self, account_id: str, name: str) -> PredefCloud | None:
+        row = await self._read(
+            _one,
+            f"SELECT {_CLOUD} FROM predef_clouds WHERE account_id = ? AND name = ?",
+            (account_id, name),
+        )
+        return None if row is None else _cloud(row)
+
+    async def predef_clouds(self, account_id: str) -> list[PredefCloud]:
+        rows = await self._read(
+            _all,
+            f"SELECT {_CLOUD} FROM predef_clouds WHERE account_id = ? ORDER BY created_at, id",
+            (account_id,),
+        )
+        return [_cloud(row) for row in rows]
+
+    # nodes and jobs -------------------------------------------------------------------------
+
+    async def add_launches(self, launches: Sequence[Launch]) -> None:
+        await self._write(_insert_launches, launches)
+
+    async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
+        await self._write(_insert_request, job, outbox)
+
+    async def node(self, account_id: str, name: str) -> Node | None:
+        return await self._read(_select_node, account_id, name)
+
+    async def node_with_jobs(self, account_id: str, name: str) -> tuple[Node, list[Job]] | None:
+        return await self._read(_select_node_with_jobs, account_id, name)
+
+    async def node_by_id(self, account_id: str, node_id: str) -> Node | None:
+        row = await self._read(
+            _one,
+            f"SELECT {_NODE} FROM nodes WHERE account_id = ? AND id = ?",
+            (account_id, node_id),
+        )
+        return None if row is None else _node(row)
+
+    async def nodes(self, account_id: str) -> list[Node]:
+        rows = await self._read(
+            _all,
+            f"SELECT {_NODE} FROM nodes WHERE account_id = ? ORDER BY created_at, id",
+            (account_id,),
+        )
+        return [_node(row) for row in rows]
+
+    async def job(self, account_id: str, job_id: str) -> Job | None:
+        jobs = await self._read(_select_jobs, "j.account_id = ? AND j.id = ?", (account_id, job_id))
+        return jobs[0] if jobs else None
+
+    async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
+        if node_id is None:
+            return await self._read(_select_jobs, "j.account_id = ?", (account_id,))
+        return await self._read(
+            _select_jobs, "j.account_id = ? AND j.node_id = ?", (account_id, node_id)
+        )
+
+    # outbox ---------------------------------------------------------------------------------
+
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxEntry]:
+        return await self._write(_claim_outbox, now, lease, limit)
+
+    async def outbox_sent(self, job_id: str, at: float) -> None:
+        await self._write(_outbox_sent, job_id, at)
+
+    async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
+        await self._write(_outbox_failed, job_id, error, retry_at, at)
+
+    async def outbox_size(self) -> int:
+        row = await self._read(_one, "SELECT count(*) FROM outbox", ())
+        return int(row[0]) if row else 0
+
+    # events ---------------------------------------------------------------------------------
+
+    async def apply_status(self, event: StatusEvent) -> EventOutcome:
+        return await self._write(_apply_status, event)
+
+    async def add_log_lines(self, event: LogEvent) -> EventOutcome:
+        return await self._write(_insert_log_lines, event)
+
+    async def add_metrics(self, event: MetricEvent) -> EventOutcome:
+        return await self._write(_insert_metrics, event)
+
+    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
+        await self._write(_upsert_heartbeat, heartbeat)
+
+    # reads ----------------------------------------------------------------------------------
+
+    async def log_lines(
+        self,
+        account_id: str,
+        node_id: str,
+        *,
+        after: int | None = None,
+        tail: int | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        where = "account_id = ? AND node_id = ?"
+        args: list[Any] = [account_id, node_id]
+        if job_id is not None:
+            where += " AND job_id = ?"
+            args.append(job_id)
+        if after is not None:
+            sql = f"SELECT {_LINE} FROM log_lines WHERE {where} AND id > ? ORDER BY id LIMIT ?"
+            args += [after, limit]
+        else:
+            sql = (
+                f"SELECT * FROM (SELECT {_LINE} FROM log_lines WHERE {where} "
+                "ORDER BY id DESC LIMIT ?) ORDER BY id"
+            )
+            args.append(limit if tail is None else min(tail, limit))
+        rows = await self._read(_all, sql, tuple(args))
+        return [LogLine(**dict(zip(_LINE.split(", "), row, strict=True))) for row in rows]
+
+    async def search_logs(self, account_id: str, query: LogQuery) -> list[LogHit]:
+        if not query.words:
+            return []
+        where = ["log_search MATCH ?", "l.account_id = ?"]
+        args: list[Any] = [_fts_all_words(query.words), account_id]
+        for clause, value in (
+            ("j.node_name = ?", query.node_name),
+            ("l.job_id = ?", query.job_id),
+            ("j.state = ?", query.job_state),
+            ("l.at >= ?", query.since),
+            ("l.at < ?", query.until),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (
+            f"SELECT {', '.join('l.' + c for c in _LINE.split(', '))}, j.node_name, j.state "
+            "FROM log_search JOIN log_lines l ON l.id = log_search.rowid "
+            f"JOIN jobs j ON j.id = l.job_id WHERE {' AND '.join(where)} "
+            "ORDER BY l.id DESC LIMIT ?"
+        )
+        rows = await self._read(_all, sql, (*args, query.limit))
+        names = _LINE.split(", ")
+        return [
+            LogHit(
+                line=LogLine(**dict(zip(names, row[:7], strict=True))),
+                node_name=row[7],
+                job_state=row[8],
+            )
+            for row in rows
+        ]
+
+    async def metrics(
+        self,
+        account_id: str,
+        node_name: str,
+        *,
+        name: str | None = None,
+        since: float = 0.0,
+        limit: int = 1000,
+    ) -> list[MetricSample]:
+        where = "account_id = ? AND node_name = ? AND at >= ?"
+        args: list[Any] = [account_id, node_name, since]
+        if name is not None:
+            where += " AND name = ?"
+            args.append(name)
+        sql = (
+            f"SELECT * FROM (SELECT name, value, at FROM metric_samples WHERE {where} "
+            "ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, name"
+        )
+        rows = await self._read(_all, sql, (*args, limit))
+        return [MetricSample(name=r[0], value=r[1], at=r[2]) for r in rows]
+
+    async def herk_nodes(self) -> list[HerkNode]:
+        rows = await self._read(
+            _all,
+            "SELECT name, workers, busy, inflight, version, started_at, draining, last_seen "
+            "FROM herk_nodes ORDER BY name",
+            (),
+        )
+        return [
+            HerkNode(
+                name=r[0],
+                workers=r[1],
+                busy=r[2],
+                inflight=tuple(orjson.loads(r[3])),
+                version=r[4],
+                started_at=r[5],
+                draining=bool(r[6]),
+                last_seen=r[7],
+            )
+            for r in rows
+        ]
+
+
+# Work functions: each runs inside one transaction on a store thread. -----------------------
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    for statement in _statements(sqlite_schema.SCHEMA):
+        conn.execute(statement)
+    if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (sqlite_schema.VERSION,))
+    found = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    if found != sqlite_schema.VERSION:
+        raise StoreError(f"database schema v{found} is not v{sqlite_schema.VERSION}")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (triggers hold semicolons of their own)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return [s for s in statements if s]
+
+
+def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> Row | None:
+    return conn.execute(sql, args).fetchone()
+
+
+def _all(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Row]:
+    return conn.execute(sql, args).fetchall()
+
+
+def _fts_all_words(words: Sequence[str]) -> str:
+    """An FTS5 query matching lines that hold every word; user text never reaches the FTS
+    query syntax unquoted (a colon or a minus would mean something to it)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
+    return "UNIQUE" in str(exc)
+
+
+def _insert_account(conn: sqlite3.Connection, account: Account) -> None:
+    try:
+        conn.execute(
+            f"INSERT INTO accounts ({_ACCOUNT}) VALUES (?, ?, ?, ?, ?)",
+            (
+                account.id,
+                account.email,
+                account.api_key_encrypted,
+                account.authority,
+                account.created_at,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise Conflict(f"an account for {account.email} already exists") from None
+        raise
+
+
+def _insert_cloud(conn: sqlite3.Connection, cloud: PredefCloud) -> None:
+    try:
+        conn.execute(
+            f"INSERT INTO predef_clouds ({_CLOUD}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cloud.id,
+                cloud.account_id,
+                cloud.name,
+                cloud.type_name,
+                _json(cloud.spec),
+                _json(cloud.access),
+                cloud.credentials_encrypted,
+                cloud.created_at,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise Conflict(f"you already have a predef cloud named {cloud.name!r}") from None
+        raise
+
+
+def _cloud(row: Row) -> PredefCloud:
+    return PredefCloud(
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        type_name=row[3],
+        spec=orjson.loads(row[4]),
+        access=orjson.loads(row[5]),
+        credentials_encrypted=row[6],
+        created_at=row[7],
+    )
+
+
+def _node(row: Row) -> Node:
+    return Node(
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        node_type=row[3],
+        status=row[4],
+        cloud=msgspec.json.decode(row[5], type=CloudTarget),
+        command=orjson.loads(row[6]),
+        predefs=orjson.loads(row[7]),
+        defns_encrypted=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _select_node(conn: sqlite3.Connection, account_id: str, name: str) -> Node | None:
+    row = conn.execute(
+        f"SELECT {_NODE} FROM nodes WHERE account_id = ? AND name = ? "
+        "ORDER BY status <> 'DELETED' DESC, created_at DESC LIMIT 1",
+        (account_id, name),
+    ).fetchone()
+    return None if row is None else _node(row)
+
+
+def _select_node_with_jobs(
+    conn: sqlite3.Connection, account_id: str, name: str
+) -> tuple[Node, list[Job]] | None:
+    node = _select_node(conn, account_id, name)
+    if node is None:
+        return None
+    return node, _select_jobs(conn, "j.account_id = ? AND j.node_id = ?", (account_id, node.id))
+
+
+def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> None:
+    for launch in launches:
+        node = launch.node
+        try:
+            conn.execute(
+                f"INSERT INTO nodes ({_NODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    node.id,
+                    node.account_id,
+                    node.name,
+                    node.node_type,
+                    node.status,
+                    msgspec.json.encode(node.cloud).decode(),
+                    _json(node.command),
+                    _json(node.predefs),
+                    node.defns_encrypted,
+                    node.created_at,
+                    node.updated_at,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise Conflict(f"a node named {node.name} already exists") from None
+            raise
+        _insert_job(conn, launch.job, launch.outbox)
+
+
+def _insert_request(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
+    row = conn.execute(
+        "SELECT status FROM nodes WHERE id = ? AND account_id = ?", (job.node_id, job.account_id)
+    ).fetchone()
+    if row is None:
+        raise Conflict(f"node {job.node_name} does not exist")
+    if row[0] == lifecycle.NodeStatus.DELETED:
+        raise Conflict(f"node {job.node_name} is already deleted")
+    pending = conn.execute(
+        "SELECT id FROM jobs WHERE node_id = ? AND req_type = ? AND state IN (?, ?) LIMIT 1",
+        (job.node_id, job.req_type, *_UNFINISHED),
+    ).fetchone()
+    if pending is not None:
+        raise Conflict(
+            f"a {job.req_type} request for {job.node_name} is already in progress "
+            f"(job {pending[0]})"
+        )
+    _insert_job(conn, job, outbox)
+
+
+def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
+    conn.execute(
+        f"INSERT INTO jobs ({_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job.id,
+            job.account_id,
+            job.node_id,
+            job.node_name,
+            job.req_type,
+            job.job_type,
+            _json(job.params),
+            job.state,
+            job.reason,
+            job.exit_code,
+            job.attempt,
+            job.seq,
+            job.herk,
+            job.correlation_id,
+            int(job.published),
+            job.created_at,
+            job.updated_at,
+        ),
+    )
+    for entry in job.history:
+        _insert_history(conn, job.id, entry)
+    conn.execute(
+        "INSERT INTO outbox (job_id, routing_key, body, correlation_id, attempts, due_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            outbox.job_id,
+            outbox.routing_key,
+            outbox.body,
+            outbox.correlation_id,
+            outbox.attempts,
+            outbox.due_at,
+        ),
+    )
+
+
+def _insert_history(conn: sqlite3.Connection, job_id: str, entry: HistoryEntry) -> None:
+    conn.execute(
+        "INSERT INTO job_history (job_id, state, reason, exit_code, at) VALUES (?, ?, ?, ?, ?)",
+        (job_id, entry.state, entry.reason, entry.exit_code, entry.at),
+    )
+
+
+def _select_jobs(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Job]:
+    rows = conn.execute(
+        f"SELECT {', '.join('j.' + c for c in _JOB.split(', '))} FROM jobs j WHERE {where} "
+        "ORDER BY j.created_at, j.id",
+        args,
+    ).fetchall()
+    history: dict[str, list[HistoryEntry]] = {}
+    for job_id, state, reason, exit_code, at in conn.execute(
+        "SELECT h.job_id, h.state, h.reason, h.exit_code, h.at FROM job_history h "
+        f"JOIN jobs j ON j.id = h.job_id WHERE {where} ORDER BY h.id",
+        args,
+    ):
+        history.setdefault(job_id, []).append(
+            HistoryEntry(state=state, reason=reason, exit_code=exit_code, at=at)
+        )
+    return [_job(row, history.get(row[0], ())) for row in rows]
+
+
+def _job(row: Row, history: Sequence[HistoryEntry]) -> Job:
+    return Job(
+        id=row[0],
+        account_id=row[1],
+        node_id=row[2],
+        node_name=row[3],
+        req_type=row[4],
+        job_type=row[5],
+        params=orjson.loads(row[6]),
+        state=row[7],
+        reason=row[8],
+        exit_code=row[9],
+        attempt=row[10],
+        seq=row[11],
+        herk=row[12],
+        correlation_id=row[13],
+        published=bool(row[14]),
+        created_at=row[15],
+        updated_at=row[16],
+        history=tuple(history),
+    )
+
+
+def _claim_outbox(
+    conn: sqlite3.Connection, now: float, lease: float, limit: int
+) -> list[OutboxEntry]:
+    rows = conn.execute(
+        "SELECT job_id, routing_key, body, correlation_id, attempts FROM outbox "
+        "WHERE due_at <= ? ORDER BY due_at, job_id LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE outbox SET due_at = ? WHERE job_id = ?", [(now + lease, r[0]) for r in rows]
+    )
+    return [
+        OutboxEntry(
+            job_id=r[0],
+            routing_key=r[1],
+            body=bytes(r[2]),
+            correlation_id=r[3],
+            attempts=r[4],
+            due_at=now + lease,
+        )
+        for r in rows
+    ]
+
+
+def _outbox_sent(conn: sqlite3.Connection, job_id: str, at: float) -> None:
+    entry = conn.execute("SELECT attempts FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
+    conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
+    conn.execute("UPDATE jobs SET published = 1 WHERE id = ?", (job_id,))
+    failures = entry[0] if entry else 0
+    if failures and _still_queued(conn, job_id):
+        reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
+        _set_queued_reason(conn, job_id, reason, at, record=True)
+
+
+def _outbox_failed(
+    conn: sqlite3.Connection, job_id: str, error: str, retry_at: float, at: float
+) -> None:
+    entry = conn.execute("SELECT attempts FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
+    if entry is None:
+        return  # published meanwhile by someone else
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ? WHERE job_id = ?",
+        (retry_at, error, job_id),
+    )
+    if _still_queued(conn, job_id):
+        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
+        _set_queued_reason(conn, job_id, reason, at, record=entry[0] == 0)
+
+
+def _still_queued(conn: sqlite3.Connection, job_id: str) -> bool:
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row is not None and row[0] == JobState.QUEUED
+
+
+def _set_queued_reason(
+    conn: sqlite3.Connection, job_id: str, reason: str, at: float, *, record: bool
+) -> None:
+    conn.execute("UPDATE jobs SET reason = ?, updated_at = ? WHERE id = ?", (reason, at, job_id))
+    if record:
+        _insert_history(
+            conn, job_id, HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
+        )
+
+
+def _owner(conn: sqlite3.Connection, job_id: str, account: str, node: str) -> Row | EventOutcome:
+    """The job's row, or the outcome that explains why the event does not apply to it."""
+    row = conn.execute(
+        "SELECT account_id, node_id, node_name, req_type, state, attempt, seq FROM jobs "
+        "WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        return EventOutcome(applied=False, why="unknown job")
+    if (row[0], row[2]) != (account, node):
+        return EventOutcome(
+            applied=False,
+            mismatch=True,
+            why=f"event names account {account} and node {node}, which do not own job {job_id}",
+        )
+    return row
+
+
+def _apply_status(conn: sqlite3.Connection, event: StatusEvent) -> EventOutcome:
+    row = _owner(conn, event.job_id, event.account, event.node)
+    if isinstance(row, EventOutcome):
+        return row
+    _, node_id, _, req_type, state, attempt, seq = row
+    if lifecycle.is_terminal(state):
+        return EventOutcome(applied=False, why=f"job already ended ({state})", node_id=node_id)
+    if not lifecycle.is_newer(event.attempt, event.seq, attempt, seq):
+        return EventOutcome(applied=False, why="stale", node_id=node_id)
+    at = event.at or time.time()
+    conn.execute(
+        "UPDATE jobs SET state = ?, reason = ?, exit_code = coalesce(?, exit_code), attempt = ?, "
+        "seq = ?, herk = CASE WHEN ? = '' THEN herk ELSE ? END, updated_at = ? WHERE id = ?",
+        (
+            event.state.value,
+            event.reason,
+            event.exit_code,
+            event.attempt,
+            event.seq,
+            event.herk,
+            event.herk,
+            at,
+            event.job_id,
+        ),
+    )
+    _insert_history(
+        conn,
+        event.job_id,
+        HistoryEntry(
+            state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
+        ),
+    )
+    (current,) = conn.execute("SELECT status FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    status = str(lifecycle.node_status_after(req_type, event.state, current))
+    if status != current:
+        conn.execute(
+            "UPDATE nodes SET status = ?, updated_at = ? WHERE id = ?", (status, at, node_id)
+        )
+    return EventOutcome(applied=True, node_id=node_id)
+
+
+def _insert_log_lines(conn: sqlite3.Connection, event: LogEvent) -> EventOutcome:
+    row = _owner(conn, event.job_id, event.account, event.node)
+    if isinstance(row, EventOutcome):
+        return row
+    node_id = row[1]
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT OR IGNORE INTO log_lines "
+        "(account_id, node_id, job_id, attempt, seq, stream, text, at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (event.account, node_id, event.job_id, event.attempt, ln.seq, ln.stream, ln.text, ln.at)
+            for ln in event.lines
+        ],
+    )
+    inserted = conn.total_changes - before
+    return EventOutcome(
+        applied=inserted > 0, why="" if inserted else "duplicate", node_id=node_id, stored=inserted
+    )
+
+
+def _insert_metrics(conn: sqlite3.Connection, event: MetricEvent) -> EventOutcome:
+    known = conn.execute(
+        "SELECT id FROM nodes WHERE account_id = ? AND name = ? "
+        "ORDER BY status <> 'DELETED' DESC, created_at DESC LIMIT 1",
+        (event.account, event.node),
+    ).fetchone()
+    if known is None:
+        return EventOutcome(applied=False, why="unknown node")
+    at = event.at or time.time()
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT INTO metric_samples (account_id, node_name, name, value, at) "
+        "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM metric_samples "
+        "WHERE account_id = ? AND node_name = ? AND name = ? AND at = ?)",
+        [
+            (event.account, event.node, name, value, at, event.account, event.node, name, at)
+            for name, value in event.samples.items()
+        ],
+    )
+    inserted = conn.total_changes - before
+    return EventOutcome(
+        applied=inserted > 0, why="" if inserted else "duplicate", node_id=known[0], stored=inserted
+    )
+
+
+def _upsert_heartbeat(conn: sqlite3.Connection, beat: Heartbeat) -> None:
+    conn.execute(
+        "INSERT INTO herk_nodes "
+        "(name, workers, busy, inflight, version, started_at, draining, last_seen) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "workers = excluded.workers, busy = excluded.busy, inflight = excluded.inflight, "
+        "version = excluded.version, started_at = excluded.started_at, "
+        "draining = excluded.draining, last_seen = excluded.last_seen "
+        "WHERE excluded.last_seen >= herk_nodes.last_seen",
+        (
+            beat.herk,
+            beat.workers,
+            beat.busy,
+            _json(beat.inflight),
+            beat.version,
+            beat.started_at,
+            int(beat.draining),
+            beat.at or time.time(),
+        ),
+    )

@@ -1,0 +1,149 @@
+"""How stored records look in the API: Megam's field names, ISO 8601 UTC times, no secrets."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from gateway import envelope
+from gateway.store.records import (
+    Account,
+    HerkNode,
+    HistoryEntry,
+    Job,
+    LogLine,
+    MetricSample,
+    Node,
+    PredefCloud,
+)
+
+
+def iso(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def account(record: Account, api_key: str) -> dict[str, Any]:
+    return envelope.obj(
+        "Account",
+        {
+            "id": record.id,
+            "email": record.email,
+            "api_key": api_key,
+            "authority": record.authority,
+            "created_at": iso(record.created_at),
+        },
+    )
+
+
+def predef_cloud(record: PredefCloud) -> dict[str, Any]:
+    return envelope.obj(
+        "PredefCloud",
+        {
+            "id": record.id,
+            "name": record.name,
+            "accounts_id": record.account_id,
+            "spec": {"type_name": record.type_name, **record.spec},
+            "access": record.access,
+            "has_credentials": record.credentials_encrypted is not None,
+            "ideal": "",
+            "performance": "",
+            "created_at": iso(record.created_at),
+        },
+    )
+
+
+def node(record: Node, jobs: list[Job]) -> dict[str, Any]:
+    latest = jobs[-1] if jobs else None
+    return envelope.obj(
+        "Node",
+        {
+            "id": record.id,
+            "node_name": record.name,
+            "accounts_id": record.account_id,
+            "node_type": record.node_type,
+            "status": record.status,
+            "request": _request_summary(latest) if latest else {},
+            "predefs": record.predefs,
+            "predefcloud": record.cloud.name,
+            "cloud": {"name": record.cloud.name, "cctype": record.cloud.cctype},
+            "appdefnsid": "",
+            "boltdefnsid": "",
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+        },
+    )
+
+
+def _request_summary(job: Job) -> dict[str, Any]:
+    return {
+        "req_id": job.id,
+        "req_type": job.req_type,
+        "command": job.job_type,
+        "state": job.state,
+        "reason": job.reason,
+    }
+
+
+def request(job: Job) -> dict[str, Any]:
+    """Megam's Request, plus what the original lacked: state, reason and history."""
+    return envelope.obj(
+        "Request",
+        {
+            "id": job.id,
+            "node_id": job.node_id,
+            "node_name": job.node_name,
+            "req_type": job.req_type,
+            "command": {"type": job.job_type, "params": job.params},
+            "state": job.state,
+            "reason": job.reason,
+            "exit_code": job.exit_code,
+            "attempts": job.attempt,
+            "herk": job.herk,
+            "published": job.published,
+            "correlation_id": job.correlation_id,
+            "history": [_history(entry) for entry in job.history],
+            "created_at": iso(job.created_at),
+            "updated_at": iso(job.updated_at),
+        },
+    )
+
+
+def _history(entry: HistoryEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": entry.state, "reason": entry.reason, "at": iso(entry.at)}
+    if entry.exit_code is not None:
+        out["exit_code"] = entry.exit_code
+    return out
+
+
+def log_line(line: LogLine) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "job_id": line.job_id,
+        "attempt": line.attempt,
+        "seq": line.seq,
+        "stream": line.stream,
+        "text": line.text,
+        "at": iso(line.at),
+    }
+
+
+def metric_sample(sample: MetricSample) -> dict[str, Any]:
+    return {"name": sample.name, "value": sample.value, "at": iso(sample.at)}
+
+
+def herk_node(record: HerkNode, visible_jobs: set[str], now: float) -> dict[str, Any]:
+    return envelope.obj(
+        "HerkNode",
+        {
+            "name": record.name,
+            "workers": record.workers,
+            "busy": record.busy,
+            "inflight": [job for job in record.inflight if job in visible_jobs],
+            "version": record.version,
+            "uptime_seconds": max(0.0, round(record.last_seen - record.started_at, 3)),
+            "draining": record.draining,
+            "last_seen": iso(record.last_seen),
+            "seconds_since_seen": max(0.0, round(now - record.last_seen, 3)),
+        },
+    )
