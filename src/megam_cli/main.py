@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from megam import process
+from megam.bus import BusError
 from megam.config import Settings
-from megam_cli import commands, credentials, process
+from megam_cli import commands, credentials
 from megam_cli.client import ApiClient, ApiError
 
 
@@ -142,10 +144,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run_service(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    refusals: tuple[type[BaseException], ...] = (BusError, OSError)
     main: Callable[[], Awaitable[None]]
     if args.command == "up":
+        from herk.catalogue import CatalogueError
+        from megam.snowflake import IdUnavailable
         from megam_cli.services import up
+        from uid.lease import LeaseUnavailable
 
+        refusals += (CatalogueError, LeaseUnavailable, IdUnavailable)
         after_start = None
         if args.demo:
             from megam_cli.demo import run_demo
@@ -156,22 +163,31 @@ def _run_service(args: argparse.Namespace) -> int:
         def main() -> Awaitable[None]:
             return up(settings, host=args.host, after_start=after_start)
     elif args.command == "gateway":
-        from gateway.main import serve as main_serve
+        from gateway.main import serve as gateway_serve
 
         def main() -> Awaitable[None]:
-            return main_serve(settings)
+            return gateway_serve(settings)
     elif args.command == "herk":
+        from herk.catalogue import CatalogueError
         from herk.main import serve as herk_serve
+
+        refusals += (CatalogueError,)
 
         def main() -> Awaitable[None]:
             return herk_serve(settings)
     else:
+        from megam.snowflake import IdUnavailable
+        from uid.lease import LeaseUnavailable
         from uid.main import serve as uid_serve
+
+        refusals += (LeaseUnavailable, IdUnavailable)
 
         def main() -> Awaitable[None]:
             return uid_serve(settings)
 
-    return process.run(main, log_level=settings.log_level)
+    return process.run(
+        main, name=f"megam {args.command}", log_level=settings.log_level, refusals=refusals
+    )
 
 
 async def _run_client(args: argparse.Namespace) -> int:

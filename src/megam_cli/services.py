@@ -11,6 +11,7 @@ from aiohttp import web
 from megam import log
 from megam.bus import Bus, connect_bus
 from megam.config import Settings
+from megam.ids import LocalIdSource
 from megam.secrets import Sealer, load_or_create_key
 
 logger = log.get("megam.up")
@@ -49,35 +50,34 @@ async def up(
 ) -> None:
     from gateway.app import create_app
     from herk.node import HerkNode
-    from uid.main import local_id_source
-    from uid.service import create_app as create_uid_app
+    from uid.main import start as start_uid
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sealer = Sealer(load_or_create_key(settings.secret_key_file))
-    async with (
-        connected_bus(settings) as bus,
-        local_id_source(settings) as ids,
-    ):
-        herk = HerkNode(settings, bus, sealer)
-        gateway_app = create_app(settings, bus, ids, sealer, store_url=settings.store_url)
-        async with (
-            serve_app(gateway_app, host, settings.gateway_port) as port,
-            serve_app(create_uid_app(ids.generator), host, settings.uid_port) as uid_port,
-        ):
-            await herk.start()
-            url = f"http://{host}:{port}"
-            logger.info(
-                "megam.up",
-                gateway=url,
-                uid=f"http://{host}:{uid_port}",
-                bus="rabbitmq" if settings.amqp_url else "embedded",
-                store=settings.store_url,
-                workers=settings.workers,
-                data_dir=str(settings.data_dir),
+    async with connected_bus(settings) as bus:
+        uid = await start_uid(settings, host=host)  # leases the worker id the gateway uses too
+        try:
+            herk = HerkNode(settings, bus, sealer)
+            gateway = create_app(
+                settings, bus, LocalIdSource(uid.generator), sealer, store_url=settings.store_url
             )
-            try:
-                if after_start is not None:
-                    await after_start(url)
-                await asyncio.Event().wait()
-            finally:
-                await herk.stop(grace=30.0)
+            async with serve_app(gateway, host, settings.gateway_port) as port:
+                await herk.start()
+                url = f"http://{host}:{port}"
+                logger.info(
+                    "megam.up",
+                    gateway=url,
+                    uid=f"http://{host}:{uid.port}",
+                    bus="rabbitmq" if settings.amqp_url else "embedded",
+                    store=settings.store_url,
+                    workers=settings.workers,
+                    data_dir=str(settings.data_dir),
+                )
+                try:
+                    if after_start is not None:
+                        await after_start(url)
+                    await asyncio.Event().wait()
+                finally:
+                    await herk.stop(grace=30.0)
+        finally:
+            await uid.stop()

@@ -10,15 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
-import uvloop
 from aiohttp import web
 
-from megam import log
+from megam import log, process
 from megam.config import Settings
 from megam.ids import LocalIdSource
 from megam.snowflake import Generator, IdUnavailable
@@ -30,7 +28,7 @@ from uid.service import create_app
 logger = log.get("uid")
 
 DEFAULT_HOST: Final = "0.0.0.0"
-EXIT_REFUSED: Final = 3
+EXIT_REFUSED: Final = process.EXIT_REFUSED
 
 
 def leaser_for(settings: Settings) -> Leaser:
@@ -119,24 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"megam uid: {exc}", file=sys.stderr)
         return 2
-    log.configure(args.log_level or settings.log_level)
-    try:
-        uvloop.run(_serve_until_signalled(settings, args.host))
-    except (LeaseUnavailable, IdUnavailable) as exc:
-        logger.error("uid.refused", error=str(exc))
-        print(f"megam uid: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    return 0
-
-
-async def _serve_until_signalled(settings: Settings, host: str) -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve(settings, host=host)
+    return process.run(
+        lambda: serve(settings, host=args.host),
+        name="megam uid",
+        log_level=args.log_level or settings.log_level,
+        refusals=(LeaseUnavailable, IdUnavailable),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

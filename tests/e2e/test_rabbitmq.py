@@ -15,7 +15,8 @@ from tests.e2e.conftest import Processes, free_port, wait_http
 
 
 @pytest.fixture
-def cluster(processes: Processes, amqp_url: str) -> Processes:
+def cluster(amqp_url: str, processes: Processes) -> Processes:
+    """The vhost is set up first so it is torn down last, after the processes have stopped."""
     processes.env["MEGAM_AMQP_URL"] = amqp_url
     processes.start("uid", "uid")
     wait_http(processes.env["MEGAM_UID_URL"] + "/healthz")

@@ -1,7 +1,9 @@
 """Running a service process: uvloop, JSON logs, and a graceful stop on SIGTERM/SIGINT.
 
 The first signal cancels the service's main task, whose ``finally`` blocks stop consuming and let
-in-flight work finish; a second signal exits at once.
+in-flight work finish; a second signal exits at once. A service that refuses to start (its broker
+is unreachable, its worker id is taken, its configuration is wrong) says why in one line on stderr
+and exits with :data:`EXIT_REFUSED`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import uvloop
 
@@ -17,10 +21,24 @@ from megam import log
 
 logger = log.get("megam.process")
 
+EXIT_REFUSED: Final = 3
 
-def run(main: Callable[[], Awaitable[None]], *, log_level: str = "info") -> int:
+
+def run(
+    main: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    log_level: str = "info",
+    refusals: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Run ``main`` until it returns or a signal stops it; ``refusals`` are startup failures."""
     log.configure(log_level)
-    return uvloop.run(_supervise(main))
+    try:
+        return uvloop.run(_supervise(main))
+    except refusals as exc:
+        logger.error("process.refused", error=str(exc))
+        print(f"{name}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
 
 
 async def _supervise(main: Callable[[], Awaitable[None]]) -> int:
@@ -45,7 +63,3 @@ async def _supervise(main: Callable[[], Awaitable[None]]) -> int:
     except asyncio.CancelledError:
         return 0
     return 0
-
-
-async def wait_forever() -> None:
-    await asyncio.Event().wait()
