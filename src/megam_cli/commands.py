@@ -233,3 +233,50 @@ async def logs(api: ApiClient, node: str, follow: bool, tail: int) -> int:
     for line in reply["results"]:
         print(line["text"])
     return 0
+
+
+async def search(
+    api: ApiClient,
+    words: list[str],
+    node: str | None,
+    job: str | None,
+    state: str | None,
+    limit: int,
+) -> int:
+    reply = await api.get(
+        "/v1/logs/search", q=" ".join(words), node=node, job=job, state=state, limit=limit
+    )
+    rows = [
+        {
+            "at": hit["at"],
+            "node": hit["node_name"],
+            "job": hit["job_id"],
+            "state": hit.get("job_state", ""),
+            "text": hit["text"],
+        }
+        for hit in reply["results"]
+    ]
+    print_table(rows, ["at", "node", "job", "state", "text"])
+    return 0
+
+
+async def jobs_show(api: ApiClient, job_id: str) -> int:
+    job = await api.get(f"/v1/jobs/{job_id}")
+    for key in (
+        "id",
+        "node_name",
+        "req_type",
+        "state",
+        "reason",
+        "exit_code",
+        "attempt",
+        "herk",
+        "created_at",
+    ):
+        if job.get(key) not in (None, ""):
+            print(f"{key:12} {job[key]}")
+    history = job.get("history") or []
+    if history:
+        print()
+        print_table(history, ["at", "state", "reason"])
+    return 0

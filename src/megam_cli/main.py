@@ -118,6 +118,19 @@ def _client_commands(sub: Any) -> None:
     delete.add_argument("name")
     delete.add_argument("--follow", action="store_true")
 
+    search = sub.add_parser("search", help="full-text search over all your log lines")
+    search.add_argument("words", nargs="+")
+    search.add_argument("--node")
+    search.add_argument("--job")
+    search.add_argument("--state", help="only lines of jobs in this state, e.g. failed")
+    search.add_argument("--limit", type=int, default=100)
+
+    jobs = sub.add_parser("jobs", help="jobs (requests)").add_subparsers(
+        dest="action", required=True
+    )
+    job_show = jobs.add_parser("show", help="a job's state, reason and history")
+    job_show.add_argument("job_id")
+
     logs = sub.add_parser("logs", help="a node's log lines")
     logs.add_argument("node")
     logs.add_argument("--follow", "-f", action="store_true")
@@ -233,6 +246,12 @@ async def _run_client(args: argparse.Namespace) -> int:
                 return await commands.nodes_show(api, args.name)
             case ("nodes", "delete"):
                 return await commands.nodes_delete(api, args.name, args.follow)
+            case ("search", _):
+                return await commands.search(
+                    api, args.words, args.node, args.job, args.state, args.limit
+                )
+            case ("jobs", "show"):
+                return await commands.jobs_show(api, args.job_id)
             case ("logs", _):
                 return await commands.logs(api, args.node, args.follow, args.tail)
     raise AssertionError(f"unhandled command {args.command}")

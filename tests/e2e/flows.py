@@ -50,6 +50,13 @@ def launch_and_delete_a_local_node(procs: Processes, email: str) -> dict[str, fl
 
     shown = procs.cli("nodes", "show", "web1.megam.local")
     assert "succeeded" in shown.stdout, shown.stdout
+    job_id = re.search(r"RIP\d+", shown.stdout)
+    assert job_id, shown.stdout
+    job = procs.cli("jobs", "show", job_id.group(0))
+    assert re.search(r"queued.*\n.*running.*\n.*succeeded", job.stdout), job.stdout
+
+    found = procs.cli("search", "running", "--node", "web1.megam.local")
+    assert found.returncode == 0 and "is running at http://127.0.0.1:" in found.stdout, found
 
     deleted = procs.cli("nodes", "delete", "web1.megam.local", "--follow")
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
