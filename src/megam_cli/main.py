@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     uid.add_argument("--worker-id", type=int, dest="worker_id")
     uid.add_argument("--datacenter-id", type=int, dest="datacenter_id")
 
+    agent = sub.add_parser("agent", help="report this node's metrics to the platform")
+    _service_flags(agent, amqp_default_hint="default amqp://guest:guest@127.0.0.1:5672/")
+    agent.add_argument("--node", required=True, help="the node's name, e.g. web1.megam.co")
+    agent.add_argument("--account", required=True, help="the owner's account id (ACT…)")
+    agent.add_argument(
+        "--nginx-status", help="nginx stub_status URL, e.g. http://127.0.0.1/nginx_status"
+    )
+    agent.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+
     _client_commands(sub)
     return parser
 
@@ -188,6 +197,19 @@ def _run_service(args: argparse.Namespace) -> int:
 
         def main() -> Awaitable[None]:
             return herk_serve(settings)
+    elif args.command == "agent":
+        from agent.main import serve as agent_serve
+
+        refusals += (ValueError,)
+
+        def main() -> Awaitable[None]:
+            return agent_serve(
+                node=args.node,
+                account=args.account,
+                amqp_url=settings.amqp_url,
+                nginx_status_url=args.nginx_status,
+                interval=args.interval,
+            )
     else:
         from megam.snowflake import IdUnavailable
         from uid.lease import LeaseUnavailable
@@ -259,7 +281,7 @@ async def _run_client(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("up", "gateway", "herk", "uid"):
+    if args.command in ("up", "gateway", "herk", "uid", "agent"):
         try:
             return _run_service(args)
         except ValueError as exc:
