@@ -6,7 +6,8 @@ Three systems in the same run, on the same RabbitMQ, each worker in its own proc
           confirm → ack; the driver consumes the status event. The floor any design pays.
 * herk  — ``megam herk`` (master + pykka worker actors): a ``JobRequest`` in, its terminal
           ``StatusEvent`` consumed from ``gateway.events`` (the driver plays the gateway).
-* celery — Celery 5 with the rpc result backend, threads pool, defaults otherwise.
+* celery — Celery 5 with the rpc result backend, its threads pool and its default prefork
+          pool (as many threads / processes as herk has workers), defaults otherwise.
 
 Throughput: N jobs with at most ``--window`` in flight. Latency: per job under that load, and
 unloaded (one job at a time). Run: ``.venv/bin/python -m bench.dispatch --jobs 20000``.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import orjson
 import uvloop
 
@@ -189,35 +191,47 @@ def _windowed(
 
 @contextlib.asynccontextmanager
 async def herk_process(url: str, workers: int, tmp: Path) -> AsyncIterator[None]:
+    """``megam herk`` in its own process; yields once it consumes (its ``/healthz`` says ok)."""
+    port = free_port()
     env = {
         **os.environ,
         "MEGAM_AMQP_URL": url,
         "MEGAM_DATA_DIR": str(tmp),
-        "MEGAM_HERK_METRICS_PORT": str(free_port()),
+        "MEGAM_HERK_METRICS_PORT": str(port),
+        "MEGAM_HERK_METRICS_HOST": "127.0.0.1",
         "MEGAM_LOG_LEVEL": "warning",
     }
     proc = subprocess.Popen(
         [MEGAM, "herk", "--workers", str(workers), "--name", "bench-herk"], env=env
     )
     try:
+        await _healthy(f"http://127.0.0.1:{port}/healthz", proc)
         yield
     finally:
         proc.terminate()
         proc.wait(60)
 
 
+HERK_START_SECONDS = 60.0
+
+
+async def _healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + HERK_START_SECONDS
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"herk exited with status {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"herk did not become healthy within {HERK_START_SECONDS:g} s")
+
+
 async def bench_herk(
     url: str, job_type: str, jobs: int, window: int, unloaded: int, workers: int, tmp: Path
 ) -> Result:
-    connection = await aio_pika.connect_robust(url)
-    channel = await connection.channel(publisher_confirms=True)
-    exchange = await channel.declare_exchange(topology.REQUESTS.name, "topic", durable=True)
-    events_exchange = await channel.declare_exchange(topology.EVENTS.name, "topic", durable=True)
-    events = await channel.declare_queue(
-        "bench.herk.status", durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await events.bind(events_exchange, "status.#")
-    await events.bind(events_exchange, "heartbeat.#")
     driver = Driver(window)
 
     async def on_event(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -227,39 +241,44 @@ async def bench_herk(
                 driver.finished(event.job_id)
         await message.ack()
 
-    consumer_channel = await connection.channel()
-    await consumer_channel.set_qos(prefetch_count=window * 2)
-    await (await consumer_channel.get_queue("bench.herk.status")).consume(on_event)
-    key = topology.request_key(job_type)
-    counter = iter(range(10**9))
-
-    async def publish(job_label: str) -> None:
-        job_id = f"RIP{next(counter) + 1}"
-        driver.started[job_id] = driver.started.pop(job_label)
-        driver.waiters[job_id] = driver.waiters.pop(job_label)
-        request = wire.JobRequest(
-            job_id=job_id,
-            type=job_type,
-            node="bench1.megam.local",
-            account="ACT1",
-            correlation_id=job_label,
-            created_at=time.time(),
-        )
-        await exchange.publish(
-            aio_pika.Message(
-                wire.encode(request),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=job_id,
-            ),
-            routing_key=key,
-        )
-
     async with herk_process(url, workers, tmp):
+        connection = await aio_pika.connect_robust(url)
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.REQUESTS.name)
+        # The driver plays the gateway: it consumes gateway.events, which herk declared.
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=window * 2)
+        events = await consumer_channel.get_queue(topology.GATEWAY_EVENTS.name)
+        await events.consume(on_event)
+        key = topology.request_key(job_type)
+        counter = iter(range(10**9))
+
+        async def publish(job_label: str) -> None:
+            job_id = f"RIP{next(counter) + 1}"
+            driver.started[job_id] = driver.started.pop(job_label)
+            driver.waiters[job_id] = driver.waiters.pop(job_label)
+            request = wire.JobRequest(
+                job_id=job_id,
+                type=job_type,
+                node="bench1.megam.local",
+                account="ACT1",
+                correlation_id=job_label,
+                created_at=time.time(),
+            )
+            await exchange.publish(
+                aio_pika.Message(
+                    wire.encode(request),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=job_id,
+                ),
+                routing_key=key,
+            )
+
         await driver.run(min(200, jobs), _windowed(publish, window), "warm")
         seconds = await driver.run(jobs, _windowed(publish, window), "herk")
         loaded = driver.latencies
         quiet = await driver.unloaded(unloaded, publish, "herkq")
-    await connection.close()
+        await connection.close()
     return Result(f"herk {job_type}", jobs, seconds, loaded, quiet)
 
 
@@ -267,7 +286,7 @@ async def bench_herk(
 
 
 @contextlib.contextmanager
-def celery_worker(url: str, workers: int) -> Iterator[None]:
+def celery_worker(url: str, workers: int, pool: str) -> Iterator[None]:
     env = {**os.environ, "BENCH_AMQP": url}
     worker = subprocess.Popen(
         [
@@ -278,7 +297,7 @@ def celery_worker(url: str, workers: int) -> Iterator[None]:
             "bench.celery_tasks",
             "worker",
             "-P",
-            "threads",
+            pool,
             "-c",
             str(workers),
             "--without-gossip",
@@ -369,14 +388,23 @@ def main() -> None:
     if "celery" in chosen:
         with private_vhost() as url:
             os.environ["BENCH_AMQP"] = url  # read when bench.celery_tasks is imported
-            with celery_worker(url, args.workers):
-                for task, label in (("bench.noop", "celery-noop"), ("bench.true", "celery-true")):
-                    results[label] = bench_celery(task, args.jobs, args.window, args.unloaded)
-                    print(results[label].line(), flush=True)
+            for pool in ("threads", "prefork"):
+                with celery_worker(url, args.workers, pool):
+                    for task in ("bench.noop", "bench.true"):
+                        label = f"celery-{pool}-{task.split('.')[1]}"
+                        results[label] = bench_celery(task, args.jobs, args.window, args.unloaded)
+                        results[label].name = f"celery {pool} {task.split('.')[1]}"
+                        print(results[label].line(), flush=True)
+    celery = [results[k] for k in ("celery-threads-noop", "celery-prefork-noop") if k in results]
+    if "noop" in results:
+        for other in celery:
+            pool = other.name.split()[1]
+            print(f"herk/celery {pool}: {results['noop'].rate / other.rate:.2f}")
     if "noop" in results and "raw" in results:
         print(f"herk/raw: {results['noop'].rate / results['raw'].rate:.2f}")
-    if "noop" in results and "celery-noop" in results:
-        print(f"herk/celery: {results['noop'].rate / results['celery-noop'].rate:.2f}")
+    if "noop" in results and celery:  # against the faster Celery pool
+        best = max(celery, key=lambda result: result.rate)
+        print(f"herk/celery: {results['noop'].rate / best.rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
 
 from megam import topology
-from megam.bus import Bus, BusError, Delivery, PublishError
+from megam.bus import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.bus.amqp import AmqpBus
 from megam.bus.embedded import EmbeddedBus, topic_matches
+from tests.faults.tcp_proxy import TcpProxy
 
 WORK = topology.Queue(
     "contract.work",
@@ -20,6 +22,12 @@ WORK = topology.Queue(
 )
 DEAD = topology.Queue("contract.work.dead", bindings=((topology.DEAD.name, "contract.work"),))
 EVENTS = topology.Queue("contract.events", bindings=((topology.EVENTS.name, "status.*"),))
+STREAM = topology.Queue(
+    "contract.stream",
+    bindings=((topology.CONTROL.name, "control.all"),),
+    quorum=False,
+    stream_max_age="1h",
+)
 
 
 @pytest.fixture(params=["embedded", "rabbitmq"])
@@ -29,7 +37,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     else:
         instance = AmqpBus(request.getfixturevalue("amqp_url"), publish_timeout=2)
     await instance.connect()
-    await instance.declare(topology.EXCHANGES, (WORK, DEAD, EVENTS))
+    await instance.declare(topology.EXCHANGES, (WORK, DEAD, EVENTS, STREAM))
     yield instance
     await instance.close()
 
@@ -125,6 +133,147 @@ class TestAcknowledgement:
         await bus.consume("contract.work", second, prefetch=5)
         [got] = await second.wait_for(1)
         assert got.body == b"held" and got.redelivered
+
+
+class TestConfirmedAck:
+    async def test_is_not_undone_when_the_consumer_loses_its_connection_right_after(
+        self, bus: Bus, request: pytest.FixtureRequest
+    ) -> None:
+        collector = Collector(ack=False)
+        subscription = await bus.consume("contract.work", collector, prefetch=20)
+        for i in range(20):
+            await bus.publish("megam.requests", "job.x", b"%d" % i)
+        received = list(await collector.wait_for(20))
+        for delivery in received[:15]:
+            await delivery.ack(confirmed=True)
+
+        await sever(bus, subscription, collector, request)  # no goodbye, at once
+        await bus.publish("megam.requests", "job.x", b"after")  # returned ones come first
+        await collector.wait_for(26)
+        again = [d.body for d in collector.items[20:] if d.body != b"after"]
+        assert sorted(again) == sorted(d.body for d in received[15:]), "only unacked came back"
+        assert all(d.redelivered for d in collector.items[20:25])
+        with pytest.raises(BusError):  # its channel is gone: the ack cannot be proven
+            await received[15].ack(confirmed=True)
+
+
+class TestHandlersOutliveTheirConnection:
+    async def test_a_handler_runs_to_its_end_and_its_delivery_comes_back(
+        self, bus: Bus, request: pytest.FixtureRequest
+    ) -> None:
+        gate = asyncio.Event()
+        settled: list[str] = []
+
+        async def slow(delivery: Delivery) -> None:
+            await gate.wait()  # a long job: its consumer's connection dies meanwhile
+            try:
+                await delivery.ack()
+                settled.append("acked")
+            except BusError:
+                settled.append("refused")
+
+        collector = Collector(ack=False)
+
+        async def handler(delivery: Delivery) -> None:
+            await collector(delivery)
+            await slow(delivery)
+
+        subscription = await bus.consume("contract.work", handler, prefetch=5)
+        await bus.publish("megam.requests", "job.x", b"long")
+        await collector.wait_for(1)
+        await sever(bus, subscription, handler, request)
+        gate.set()
+        again = (await collector.wait_for(2))[1]
+        assert again.body == b"long" and again.redelivered
+        async with asyncio.timeout(10):
+            while len(settled) < 2:
+                await asyncio.sleep(0.01)
+        assert sorted(settled) == ["acked", "refused"]
+
+
+async def sever(
+    bus: Bus, subscription: Subscription, handler: Handler, request: pytest.FixtureRequest
+) -> None:
+    """Cut the consumer off abruptly; it is back (reconnected) when this returns."""
+    if isinstance(bus, EmbeddedBus):
+        await subscription.cancel()
+        await bus.consume("contract.work", handler, prefetch=20)
+        return
+    vhost = request.getfixturevalue("amqp_url").rsplit("/", 1)[1]
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "-p", vhost, "pid"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for pid in listed.stdout.split():
+        await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "-q", "close_connection", pid, "severed"], check=True
+        )
+
+
+class TestConfirmedAckOnRabbitMQ:
+    async def test_an_ack_lost_on_the_way_is_not_reported_confirmed(self, amqp_url: str) -> None:
+        proxy = await TcpProxy.start(amqp_url)
+        direct = AmqpBus(amqp_url, publish_timeout=2)
+        proxied = AmqpBus(proxy.url, publish_timeout=2)
+        try:
+            await direct.connect()
+            await direct.declare(topology.EXCHANGES, (WORK, DEAD))
+            await proxied.connect()
+            held = Collector(ack=False)
+            await proxied.consume("contract.work", held, prefetch=5)
+            await direct.publish("megam.requests", "job.x", b"plain")
+            await direct.publish("megam.requests", "job.x", b"confirmed")
+            plain, confirmed = await held.wait_for(2)
+
+            proxy.blackhole()  # from here on nothing the consumer sends reaches the broker
+            await plain.ack()  # returns all the same: AMQP does not answer an ack
+            with pytest.raises(BusError):
+                await confirmed.ack(confirmed=True)
+            await proxy.close()  # the broker sees the consumer go: neither ack had arrived
+
+            back = Collector()
+            await direct.consume("contract.work", back, prefetch=5)
+            assert sorted(d.body for d in await back.wait_for(2)) == [b"confirmed", b"plain"]
+        finally:
+            await proxied.close()
+            await direct.close()
+            await proxy.close()
+
+
+class TestStreams:
+    async def test_every_follower_reads_from_its_offset_then_follows(self, bus: Bus) -> None:
+        for i in range(3):
+            await bus.publish("megam.control", "control.all", b"old %d" % i)
+        first, second, later = Collector(), Collector(), Collector()
+        await bus.follow_stream("contract.stream", first, offset="first", prefetch=2)
+        await bus.follow_stream("contract.stream", second, offset="first", prefetch=2)
+        await bus.follow_stream("contract.stream", later, offset="next")
+        old = await first.wait_for(3)
+        assert [d.body for d in old] == [b"old 0", b"old 1", b"old 2"]
+        offsets = [d.headers["x-stream-offset"] for d in old]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 3
+
+        await bus.publish("megam.control", "control.all", b"new")
+        assert [d.body for d in await first.wait_for(4)][3] == b"new"
+        assert [d.body for d in await second.wait_for(4)] == [d.body for d in first.items]
+        assert [d.body for d in await later.wait_for(1)] == [b"new"]
+
+        from_offset = Collector()
+        await bus.follow_stream("contract.stream", from_offset, offset=offsets[1])
+        assert [d.body for d in await from_offset.wait_for(3)] == [b"old 1", b"old 2", b"new"]
+
+    async def test_reading_a_stream_takes_nothing_away(self, bus: Bus) -> None:
+        await bus.publish("megam.control", "control.all", b"kept")
+        reader = Collector()
+        subscription = await bus.follow_stream("contract.stream", reader)
+        await reader.wait_for(1)
+        await subscription.cancel()
+        again = Collector()
+        await bus.follow_stream("contract.stream", again)
+        assert [d.body for d in await again.wait_for(1)] == [b"kept"]
 
 
 class TestDeadLetters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 from pathlib import Path
 
@@ -114,6 +115,13 @@ class TestSecrets:
         assert Sealer(key).unseal(token) == {"aws_secret_access_key": "s3cr3t-value"}
         with pytest.raises(SecretError):
             Sealer(load_or_create_key(tmp_path / "other")).unseal(token)
+
+    def test_processes_that_start_together_agree_on_one_key(self, tmp_path: Path) -> None:
+        path = tmp_path / "shared" / "secret.key"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            keys = set(pool.map(lambda _: load_or_create_key(path), range(16)))
+        assert keys == {path.read_bytes().strip()}
+        assert sorted(p.name for p in path.parent.iterdir()) == ["secret.key"]
 
     def test_masking_hides_every_occurrence(self) -> None:
         assert mask("key=abcd1234 again abcd1234", ["abcd1234"]) == "key=**** again ****"

@@ -2,6 +2,7 @@
 
 Every publish waits for the broker's confirm. Status seq numbers are fixed per attempt: 1 for
 ``running``, 2 for the attempt's last word (a terminal state, or ``queued`` when it is retried).
+``started_at`` on the last word says when the attempt started, even if ``running`` was skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class EventPublisher:
         reason: str = "",
         exit_code: int | None = None,
         seq: int = FINAL_SEQ,
+        started_at: float = 0.0,
     ) -> None:
         event = wire.StatusEvent(
             job_id=job.job_id,
@@ -43,6 +45,7 @@ class EventPublisher:
             herk=self._herk,
             correlation_id=job.correlation_id,
             at=wire.now(),
+            started_at=started_at,
         )
         await self._bus.publish(
             topology.EVENTS.name,

@@ -57,8 +57,12 @@ class LogStream:
 
     def flush(self) -> None:
         if self._buffer:
-            batch, self._buffer = self._buffer, []
-            self._publish(batch)
+            self._publish(self.take())
+
+    def take(self) -> list[LogLine]:
+        """The lines not published yet, for the caller to publish (the last batch of a job)."""
+        batch, self._buffer = self._buffer, []
+        return batch
 
     def mask(self, text: str) -> str:
         return mask(text, self._secrets)

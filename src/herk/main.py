@@ -12,6 +12,7 @@ import os
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from herk.acceptance import AcceptancePolicy
 from herk.node import DEFAULT_HEARTBEAT_SECONDS, HerkNode
 from megam import log
 from megam.bus.amqp import AmqpBus
@@ -28,10 +29,11 @@ METRICS_HOST_VARIABLE = "MEGAM_HERK_METRICS_HOST"
 async def serve(settings: Settings) -> None:
     heartbeat = _seconds(HEARTBEAT_VARIABLE, DEFAULT_HEARTBEAT_SECONDS)
     grace = _seconds(STOP_GRACE_VARIABLE, 30.0)
+    policy = AcceptancePolicy.from_env()
     sealer = Sealer(await asyncio.to_thread(load_or_create_key, settings.secret_key_file))
     bus = AmqpBus(settings.amqp_url or DEFAULT_AMQP_URL)
     await bus.connect()
-    node = HerkNode(settings, bus, sealer, heartbeat_seconds=heartbeat)
+    node = HerkNode(settings, bus, sealer, heartbeat_seconds=heartbeat, policy=policy)
     runner = web.AppRunner(health_app(node))
     try:
         await node.start()

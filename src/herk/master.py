@@ -1,30 +1,35 @@
 """The master: one request delivery from admission to acknowledgement.
 
-The order of the steps is the delivery guarantee. A request is acknowledged only after its
-outcome is safely recorded: the terminal status event confirmed by the broker (it lands in the
-durable ``gateway.events`` queue), or the request dead-lettered, or a copy handed back to the
-queue, or its next attempt re-published. Until then the broker holds it, so a herk node that dies
-loses nothing. A redelivered request of a job that is not idempotent is never run again: it may
-have started on the node that died (see docs/herk.md, "Delivery semantics").
+The order of the steps is the delivery guarantee (docs/herk.md, "Delivery semantics"):
+
+* ack after the outcome (idempotent jobs that end well within the broker's consumer timeout): the
+  request is acknowledged only once its outcome is safely recorded (terminal status confirmed
+  into the durable ``gateway.events``, or dead-lettered, handed back, or its next attempt
+  published). A herk node that dies loses nothing: the broker redelivers, and the job runs again.
+* ack on acceptance (jobs that are not idempotent, or may outlive the consumer timeout): the
+  ``running`` status is confirmed, then the ack is confirmed, and only then does the process
+  start. A node that dies before that never started the job, so its redelivery is safe; one that
+  dies after it is not redelivered, and its heartbeats told who held the job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 import pykka
 
-from herk import metrics, retry
+from herk import acceptance, metrics, retry
+from herk.acceptance import AcceptancePolicy
 from herk.admission import Job, Rejection, admit
 from herk.bridge import LoopBridge
 from herk.catalogue import Catalogue
-from herk.control import JobControl, StopReason
-from herk.events import EventPublisher
+from herk.control import StopReason
+from herk.events import RUNNING_SEQ, EventPublisher
+from herk.flight import NOT_BEFORE_HEADER, Flight
 from herk.memory import BoundedMemory
 from herk.outcome import Outcome
 from herk.pool import Slot, WorkerPool
@@ -38,25 +43,15 @@ logger = log.get("herk.master")
 
 LIVENESS_POLL = 1.0
 """How often the master checks that a busy worker's actor is still alive."""
-STUCK_MARGIN = 10.0
-"""Beyond timeout + kill grace, how long a worker may take to report before it counts as stuck."""
+STUCK_MARGIN = acceptance.STUCK_MARGIN
+RUNNING_DELAY = 0.02
+"""A job held until its outcome reports ``running`` only if it is still running after this long:
+most benchmark-sized jobs end sooner, and their terminal event carries ``started_at`` instead."""
+LONG_JOB = 1.0
+"""A job running longer than this makes its node stop taking requests beyond its free workers."""
+WORKER_WAIT = 2.0
+"""A request that found no free worker for this long is handed back for another node to run."""
 HANDED_BACK_HEADER = "x-megam-handed-back-by"
-
-
-@dataclasses.dataclass(eq=False)
-class Flight:
-    """A job this node holds: waiting for a worker, running, or being concluded."""
-
-    job: Job
-    delivery: Delivery
-    control: JobControl = dataclasses.field(default_factory=JobControl)
-    stopped: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    finished: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    backing_off: bool = False
-
-    def stop(self, reason: StopReason, detail: str = "") -> None:
-        self.control.request_stop(reason, detail)
-        self.stopped.set()
 
 
 class Master:
@@ -69,6 +64,9 @@ class Master:
         pool: WorkerPool,
         events: EventPublisher,
         bridge: LoopBridge,
+        policy: AcceptancePolicy | None = None,
+        on_capacity_change: Callable[[], object] = lambda: None,
+        on_accepted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self._bus = bus
@@ -77,8 +75,15 @@ class Master:
         self._pool = pool
         self._events = events
         self._bridge = bridge
+        self._policy = policy or AcceptancePolicy()
+        self._on_capacity_change = on_capacity_change
+        self._on_accepted = on_accepted
         self.flights: dict[str, Flight] = {}
-        self.cancels: BoundedMemory[str] = BoundedMemory(10_000)
+        self.unrecorded: dict[str, wire.HeldJob] = {}
+        """Accepted jobs whose terminal status could not be published: still ours to answer for."""
+        self.long_running = 0
+        """Jobs here running for longer than LONG_JOB."""
+        self.cancels: BoundedMemory[str] = BoundedMemory(100_000)
         self.outcomes: BoundedMemory[Outcome] = BoundedMemory(10_000)
         self.accepting = True
         self.shutting_down = False
@@ -95,11 +100,12 @@ class Master:
             return
         if delivery.redelivered:
             metrics.REDELIVERIES.labels(job.request.type).inc()
-        answered = await self._answer_without_running(job, delivery)
-        if not answered:
-            await self._fly(job, delivery)
+        flight = Flight(job, delivery, self._policy.acks_on_accept(job.definition))
+        if not await self._answer_without_running(flight):
+            await self._fly(flight)
 
-    async def _answer_without_running(self, job: Job, delivery: Delivery) -> bool:
+    async def _answer_without_running(self, flight: Flight) -> bool:
+        job = flight.job
         held = self.flights.get(job.job_id)
         if held is not None:
             # The broker redelivered a job that runs here (our channel was lost): answer this
@@ -109,70 +115,78 @@ class Master:
         if remembered is not None:
             if remembered.state.terminal:  # else it was retried: its next attempt is queued
                 await self._record(job, remembered)
-            await _settle(delivery.ack())
+            await _settle(flight.delivery.ack())
             return True
-        requested_by = self.cancels.forget(job.job_id)
+        requested_by = self.cancels.get(job.job_id)
         if requested_by is not None:
-            await self._final(job, delivery, _cancelled_before_start(requested_by))
-            return True
-        if delivery.redelivered and not job.definition.idempotent:
-            reason = (
-                "redelivered after its herk node or channel was lost; it may have started there "
-                "and is not idempotent, so it is not run again"
-            )
-            await self._final(job, delivery, Outcome(JobState.INTERRUPTED, reason, started=False))
+            await self._final(flight, _cancelled_before_start(requested_by))
             return True
         if not self.accepting:
-            await self._hand_back(job, delivery)
+            await self._hand_back(flight)
             return True
         return False
 
-    async def _fly(self, job: Job, delivery: Delivery) -> None:
-        flight = Flight(job, delivery)
+    async def _fly(self, flight: Flight) -> None:
+        job = flight.job
         self.flights[job.job_id] = flight
         self.idle.clear()
         metrics.IN_FLIGHT.inc()
         try:
             outcome = await self._execute(flight)
-            await self._conclude(flight, outcome)
+            if outcome is not None:
+                await self._conclude(flight, outcome)
+        except BaseException:
+            if flight.accepted:  # the broker forgot it: keep telling who holds it
+                self.unrecorded[job.job_id] = flight.held_job()
+            raise
         finally:
             flight.finished.set()
             del self.flights[job.job_id]
             metrics.IN_FLIGHT.dec()
+            if flight.accepted:
+                self._on_capacity_change()
             if not self.flights:
                 self.idle.set()
 
-    async def _execute(self, flight: Flight) -> Outcome:
+    async def _execute(self, flight: Flight) -> Outcome | None:
+        """The attempt's outcome; None if it did not start and there is nothing to record (its
+        acceptance failed, or it was handed back for want of a free worker)."""
+        if not await self._until_due(flight):
+            return _stopped_before_start(flight)
         slot = await self._acquire(flight)
         if slot is None:
+            if flight.stopped.is_set():
+                return _stopped_before_start(flight)
+            await self._hand_back(flight)  # no worker came free: another node may have one
+            return None
+        if flight.acks_on_accept and not await self._accept(flight):
+            await self._pool.release(slot)
+            return None
+        if flight.stopped.is_set():  # cancelled or stopped while it was being accepted
+            await self._pool.release(slot)
             return _stopped_before_start(flight)
-        request = flight.job.request
-        if request.created_at:
-            metrics.QUEUE_WAIT.labels(request.type).observe(
-                max(0.0, time.time() - request.created_at)
-            )
-        metrics.BUSY_WORKERS.inc()
-        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        message = RunJob(flight.job, flight.control, self._bridge.resolver(done))
-        try:
-            assert slot.ref is not None
-            slot.ref.tell(message)
-        except pykka.ActorDeadError:  # died between the liveness check and now
-            self._pool.restart(slot)
-            assert slot.ref is not None
-            slot.ref.tell(message)
-        try:
-            return await self._supervise(flight, slot, done)
-        finally:
-            metrics.BUSY_WORKERS.dec()
+        return await self._run(flight, slot)
+
+    async def _until_due(self, flight: Flight) -> bool:
+        """Wait out a retry's backoff (holding its request); False if stopped meanwhile."""
+        delay = min(flight.not_before - time.time(), self._policy.safe_hold)
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flight.stopped.wait(), delay)
+        return not flight.stopped.is_set()
 
     async def _acquire(self, flight: Flight) -> Slot | None:
-        """A free worker, or None if the flight was cancelled or stopped while it waited."""
+        """A free worker, or None if the flight was stopped or no worker came free in time."""
+        slot = None if flight.stopped.is_set() else self._pool.try_acquire()
+        if slot is not None:
+            return slot
         acquiring = asyncio.ensure_future(self._pool.acquire())
         stopping = asyncio.ensure_future(flight.stopped.wait())
-        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {acquiring, stopping}, timeout=WORKER_WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
         stopping.cancel()
-        if flight.stopped.is_set():
+        if flight.stopped.is_set() or not acquiring.done():
             acquiring.cancel()
             try:
                 slot = await acquiring
@@ -182,6 +196,77 @@ class Master:
             return None
         return acquiring.result()
 
+    async def _accept(self, flight: Flight) -> bool:
+        """Record ``running``, then acknowledge the request with the broker's proof: after this,
+        the broker will not redeliver it, so it may start. False: it must not start."""
+        job = flight.job
+        started_at = time.time()
+        await self._reliably(
+            lambda: self._events.status(
+                job.identity, JobState.RUNNING, seq=RUNNING_SEQ, started_at=started_at
+            )
+        )
+        try:
+            await flight.delivery.ack(confirmed=True)
+        except BusError as exc:
+            # Either the broker redelivers it (it never got the ack), or it got the ack and the
+            # job is not run at all: never twice (docs/herk.md, "the one window").
+            metrics.ACCEPTS_UNCONFIRMED.inc()
+            logger.warning("job.accept_unconfirmed", job_id=job.job_id, error=str(exc))
+            return False
+        flight.accepted = True
+        flight.started_at = started_at
+        metrics.ACCEPTED.labels(job.request.type).inc()
+        self._on_capacity_change()  # its worker no longer counts against the prefetch
+        if self._on_accepted is not None:
+            # The broker forgot the request: a heartbeat says who holds it before it starts.
+            await self._on_accepted()
+        return True
+
+    async def _run(self, flight: Flight, slot: Slot) -> Outcome:
+        request = flight.job.request
+        if not flight.started:
+            flight.started_at = time.time()
+        if request.created_at:
+            metrics.QUEUE_WAIT.labels(request.type).observe(
+                max(0.0, flight.started_at - request.created_at)
+            )
+        metrics.BUSY_WORKERS.inc()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome] = loop.create_future()
+        if not flight.job.definition.runs_subprocess:
+            done.set_result(Outcome(JobState.SUCCEEDED))  # nothing to run: no thread to cross
+        else:
+            self._tell(slot, RunJob(flight.job, flight.control, self._bridge.resolver(done)))
+        running = not done.done()
+        announcing = _Announcement(self, flight) if running and not flight.accepted else None
+        long = loop.call_later(LONG_JOB, self._count_long, flight, +1) if running else None
+        try:
+            return await self._supervise(flight, slot, done)
+        finally:
+            if long is not None:
+                long.cancel()
+            if flight.long:
+                self._count_long(flight, -1)
+            metrics.BUSY_WORKERS.dec()
+            metrics.BUSY_SECONDS.inc(max(0.0, time.time() - flight.started_at))
+            if announcing is not None:
+                await announcing.settle()
+
+    def _count_long(self, flight: Flight, change: int) -> None:
+        flight.long = change > 0
+        self.long_running += change
+        self._on_capacity_change()
+
+    def _tell(self, slot: Slot, message: RunJob) -> None:
+        try:
+            assert slot.ref is not None
+            slot.ref.tell(message)
+        except pykka.ActorDeadError:  # died between the liveness check and now
+            self._pool.restart(slot)
+            assert slot.ref is not None
+            slot.ref.tell(message)
+
     async def _supervise(
         self, flight: Flight, slot: Slot, done: asyncio.Future[Outcome]
     ) -> Outcome:
@@ -190,13 +275,15 @@ class Master:
         give_up_at = loop.time() + definition.timeout + definition.kill_grace + STUCK_MARGIN
         assert slot.death is not None and slot.ref is not None
         while True:
+            if done.done():  # already (a job without a subprocess): no wait to set up
+                await self._pool.release(slot)
+                return done.result()
             wait = max(0.0, min(LIVENESS_POLL, give_up_at - loop.time()))
             await asyncio.wait(
                 {done, slot.death}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
             if done.done():
-                await self._pool.release(slot)
-                return done.result()
+                continue
             if slot.death.done():
                 return await self._replace(
                     flight, slot, f"worker crashed: {_describe(slot.death.result())}"
@@ -218,7 +305,10 @@ class Master:
         return Outcome(JobState.INTERRUPTED, reason)
 
     async def _conclude(self, flight: Flight, outcome: Outcome) -> None:
-        job, delivery = flight.job, flight.delivery
+        job = flight.job
+        if outcome.tail:  # before the outcome: a reader that sees the end has every line
+            lines = list(outcome.tail)
+            await self._reliably(lambda: self._events.logs(job.identity, lines))
         reason, _ = flight.control.stop_reason
         metrics.JOBS.labels(job.request.type, str(outcome.state)).inc()
         metrics.JOB_DURATION.labels(job.request.type).observe(outcome.duration)
@@ -226,14 +316,16 @@ class Master:
             reason is StopReason.SHUTDOWN and outcome.state is JobState.INTERRUPTED
         )
         if stopped_for_shutdown and (not outcome.started or job.definition.idempotent):
-            await self._hand_back(job, delivery)
+            await self._hand_back(flight)
             return
         if retry.should_retry(job.definition, outcome, job.request.attempt):
             await self._retry(flight, outcome)
             return
-        await self._final(job, delivery, outcome)
+        await self._final(flight, outcome)
 
     async def _retry(self, flight: Flight, outcome: Outcome) -> None:
+        """Publish the next attempt at once, due after its backoff: a delayed re-publish that
+        survives any restart, held by whichever node receives it until it is due."""
         job, policy = flight.job, flight.job.definition.retry
         attempt = job.request.attempt
         delay = retry.backoff_delay(policy, attempt)
@@ -242,17 +334,10 @@ class Master:
             f"attempt {attempt + 1} of {policy.max_attempts} in {delay:.1f} s"
         )
         await self._reliably(
-            lambda: self._events.status(job.identity, JobState.QUEUED, reason=reason)
+            lambda: self._events.status(
+                job.identity, JobState.QUEUED, reason=reason, started_at=flight.started_at
+            )
         )
-        # The failed attempt's request stays unacknowledged during the backoff: if this node
-        # dies now, the broker redelivers it and nothing is lost.
-        flight.backing_off = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(flight.stopped.wait(), delay)
-        stop_reason, requested_by = flight.control.stop_reason
-        if stop_reason is StopReason.CANCELLED:
-            await self._final(job, flight.delivery, _cancelled_before_start(requested_by))
-            return
         following = msgspec.structs.replace(job.request, attempt=attempt + 1)
         await self._reliably(
             lambda: self._bus.publish(
@@ -261,27 +346,40 @@ class Master:
                 wire.encode(following),
                 message_id=f"{job.job_id}.{attempt + 1}",
                 correlation_id=job.request.correlation_id or None,
+                headers={NOT_BEFORE_HEADER: int((time.time() + delay) * 1000)},
             )
         )
         metrics.RETRIES.labels(job.request.type).inc()
         self.outcomes.remember(_attempt_key(job), Outcome(JobState.QUEUED, reason))
-        await _settle(flight.delivery.ack())
+        await self._release_request(flight)
 
-    async def _final(self, job: Job, delivery: Delivery, outcome: Outcome) -> None:
-        await self._record(job, outcome)
+    async def _final(self, flight: Flight, outcome: Outcome) -> None:
+        job = flight.job
+        await self._record(job, outcome, flight.started_at)
         policy = job.definition.retry
         if outcome.state in (JobState.FAILED, JobState.TIMED_OUT) and policy.max_attempts > 1:
             reason = f"gave up after {job.request.attempt} attempts: {outcome.reason}"
-            await self._reliably(lambda: self._dead_letter(delivery, reason, kind="exhausted"))
+            await self._reliably(
+                lambda: self._dead_letter(flight.delivery, reason, kind="exhausted")
+            )
         self.outcomes.remember(_attempt_key(job), outcome)
-        await _settle(delivery.ack())
+        await self._release_request(flight)
 
-    async def _record(self, job: Job, outcome: Outcome) -> None:
+    async def _record(self, job: Job, outcome: Outcome, started_at: float = 0.0) -> None:
         await self._reliably(
             lambda: self._events.status(
-                job.identity, outcome.state, reason=outcome.reason, exit_code=outcome.exit_code
+                job.identity,
+                outcome.state,
+                reason=outcome.reason,
+                exit_code=outcome.exit_code,
+                started_at=started_at if outcome.started else 0.0,
             )
         )
+
+    async def _release_request(self, flight: Flight) -> None:
+        """The outcome is recorded: a request held until now is acknowledged."""
+        if not flight.accepted:
+            await _settle(flight.delivery.ack())
 
     async def _reject(self, delivery: Delivery, rejection: Rejection) -> None:
         logger.warning("request.rejected", reason=rejection.reason)
@@ -309,22 +407,22 @@ class Master:
         )
         metrics.DEAD_LETTERS.labels(kind).inc()
 
-    async def _hand_back(self, job: Job, delivery: Delivery) -> None:
+    async def _hand_back(self, flight: Flight) -> None:
         """Put the request back as a fresh message (a broker requeue would mark it redelivered)."""
-        headers = dict(delivery.headers)
-        headers[HANDED_BACK_HEADER] = self.name
+        delivery = flight.delivery
+        headers = {**delivery.headers, HANDED_BACK_HEADER: self.name}
         await self._reliably(
             lambda: self._bus.publish(
                 topology.REQUESTS.name,
-                topology.request_key(job.request.type),
+                topology.request_key(flight.job.request.type),
                 delivery.body,
                 message_id=delivery.message_id,
                 correlation_id=delivery.correlation_id,
                 headers=headers,
             )
         )
-        logger.info("request.handed_back", job_id=job.job_id)
-        await _settle(delivery.ack())
+        logger.info("request.handed_back", job_id=flight.job.job_id)
+        await self._release_request(flight)
 
     async def _reliably(self, publish: Callable[[], Awaitable[None]]) -> None:
         """Publish until the broker confirms; the request stays unacked (so safe) meanwhile."""
@@ -355,11 +453,47 @@ class Master:
         for flight in self.flights.values():
             flight.stop(StopReason.SHUTDOWN, detail)
 
-    def cut_backoffs(self, detail: str) -> None:
-        """Re-publish retries now instead of holding their requests through a shutdown."""
+    def hand_back_waiting(self, detail: str) -> None:
+        """Give up the jobs not started yet (waiting for a worker or a retry's backoff)."""
         for flight in self.flights.values():
-            if flight.backing_off:
+            if not flight.started and not flight.accepted:
                 flight.stop(StopReason.SHUTDOWN, detail)
+
+    @property
+    def accepted_running(self) -> int:
+        return sum(1 for flight in self.flights.values() if flight.accepted)
+
+    def held_jobs(self) -> list[wire.HeldJob]:
+        held = [flight.held_job() for flight in self.flights.values()]
+        return held + [job for key, job in self.unrecorded.items() if key not in self.flights]
+
+
+class _Announcement:
+    """The delayed ``running`` of a job held until its outcome (see RUNNING_DELAY)."""
+
+    def __init__(self, master: Master, flight: Flight) -> None:
+        self._master = master
+        self._flight = flight
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(RUNNING_DELAY, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._announce())
+
+    async def _announce(self) -> None:
+        job = self._flight.job
+        try:
+            await self._master._events.status(
+                job.identity, JobState.RUNNING, seq=RUNNING_SEQ, started_at=self._flight.started_at
+            )
+        except BusError as exc:  # informative only: the outcome will still be recorded
+            logger.warning("job.running_not_published", job_id=job.job_id, error=str(exc))
+
+    async def settle(self) -> None:
+        """Skip ``running`` if it is not due yet; else let it go out before the outcome does."""
+        self._timer.cancel()
+        if self._task is not None:
+            await self._task
 
 
 def _stopped_before_start(flight: Flight) -> Outcome:

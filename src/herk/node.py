@@ -1,9 +1,10 @@
-"""A herk node: the master, its worker actors, its heartbeat and its control queue.
+"""A herk node: the master, its worker actors, its heartbeat, its control queue and cancel feed.
 
-``start()`` declares the topology, starts the workers and consumes ``herk.requests`` with a
-prefetch equal to the number of workers (a node never hoards work it cannot start). ``stop()``
-drains: it stops taking work, lets in-flight jobs finish within the grace period, then stops the
-rest and hands back what may safely run elsewhere.
+``start()`` declares the topology, starts the workers, catches up with the durable cancels, and
+only then consumes ``herk.requests``, with a prefetch equal to the number of workers (a node
+never hoards work it cannot start). ``stop()`` drains: it stops taking work, hands back what has
+not started, lets running jobs finish within the grace period, then stops the rest and hands back
+what may safely run elsewhere.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import pykka
 
 import megam
 from herk import metrics
+from herk.acceptance import AcceptancePolicy
 from herk.bridge import LoopBridge
+from herk.cancels import CancelFeed
 from herk.catalogue import Catalogue, load_catalogue
 from herk.events import EventPublisher
+from herk.intake import Intake
 from herk.master import Master
 from herk.pool import WorkerPool
 from herk.worker import JobWorker
@@ -45,6 +49,7 @@ class HerkNode:
         *,
         catalogue: Catalogue | None = None,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        policy: AcceptancePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.herk_name
@@ -52,14 +57,16 @@ class HerkNode:
         self.sealer = sealer
         self.catalogue = catalogue
         self.heartbeat_seconds = heartbeat_seconds
+        self.policy = policy or AcceptancePolicy()
         self.started_at = 0.0
         self.draining = False
         self._master: Master | None = None
         self._pool: WorkerPool | None = None
         self._events: EventPublisher | None = None
-        self._intake: Subscription | None = None
-        self._retired_intakes: list[Subscription] = []
+        self._intake: Intake | None = None
+        self._adjusting: asyncio.Task[None] | None = None
         self._control: Subscription | None = None
+        self._cancels: CancelFeed | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -78,8 +85,18 @@ class HerkNode:
         self._pool = WorkerPool(self.settings.workers, self._start_worker, bridge)
         metrics.WORKERS.inc(self._pool.size)
         self._master = Master(
-            self.name, self.bus, self.sealer, self.catalogue, self._pool, self._events, bridge
+            self.name,
+            self.bus,
+            self.sealer,
+            self.catalogue,
+            self._pool,
+            self._events,
+            bridge,
+            self.policy,
+            on_capacity_change=self._adjust_intake,
+            on_accepted=self._send_heartbeat,
         )
+        metrics.track_bus(self.bus)
         self.started_at = time.time()
         self._control = await self.bus.consume_temporary(
             [
@@ -89,9 +106,10 @@ class HerkNode:
             self._on_control,
             prefetch=16,
         )
-        self._intake = await self.bus.consume(
-            topology.HERK_REQUESTS.name, self._master.handle, prefetch=self.settings.workers
-        )
+        self._cancels = CancelFeed(self.bus, self.name, self._master.cancel)
+        await self._cancels.start()  # before any request: a cancelled job must never start
+        self._intake = Intake(self.bus, self._master.handle)
+        await self._intake.resize(self._free_capacity())
         self._heartbeat = asyncio.create_task(self._beat())
         logger.info(
             "herk.started",
@@ -109,7 +127,8 @@ class HerkNode:
         await self.drain()
         if self._control is not None:
             await _quietly(self._control.cancel())
-        master.cut_backoffs(f"herk node {self.name} stopping")
+        if self._cancels is not None:
+            await _quietly(self._cancels.stop())
         if not await _wait(master.idle, grace):
             logger.warning("herk.stopping_jobs", jobs=sorted(master.flights))
             master.stop_all(f"herk node {self.name} stopping")
@@ -123,9 +142,8 @@ class HerkNode:
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self._send_heartbeat()
         # Whatever is still unacknowledged goes back to the queue when the channels close.
-        for subscription in [self._intake, *self._retired_intakes]:
-            if subscription is not None:
-                await _quietly(subscription.cancel())
+        if self._intake is not None:
+            await self._intake.close()
         assert self._pool is not None
         metrics.WORKERS.dec(self._pool.size)
         self._pool.stop()
@@ -140,6 +158,8 @@ class HerkNode:
             self._master.accepting = False
         if self._intake is not None:
             await _quietly(self._intake.stop_receiving())
+        if self._master is not None:
+            self._master.hand_back_waiting(f"herk node {self.name} draining")
         await self._send_heartbeat()
         logger.info("herk.draining", herk=self.name)
 
@@ -150,15 +170,32 @@ class HerkNode:
         before = self._pool.size
         await self._pool.resize(workers)
         metrics.WORKERS.inc(workers - before)
-        if not self.draining and self._intake is not None:
-            # The old channel stays open so that its in-flight deliveries can still be acked.
-            await self._intake.stop_receiving()
-            self._retired_intakes.append(self._intake)
-            self._intake = await self.bus.consume(
-                topology.HERK_REQUESTS.name, self._master.handle, prefetch=workers
-            )
+        if self._intake is not None:
+            await self._intake.resize(self._free_capacity())
         logger.info("herk.scaled", herk=self.name, workers=workers)
         await self._send_heartbeat()
+
+    def _free_capacity(self) -> int:
+        """How many requests this node may hold: one per worker not taken by an accepted job
+        (whose request no longer counts as prefetched), and as many again while every job here
+        is short, so that a worker finds its next request waiting instead of idling through the
+        round trip that settles the last one (docs/herk.md, "Pipelining without hoarding")."""
+        if self._pool is None or self._master is None:
+            return 0
+        free = max(0, self._pool.size - self._master.accepted_running)
+        return free * 2 if self._master.long_running == 0 else free
+
+    def _adjust_intake(self) -> None:
+        """When accepted or long jobs start or end: re-size the intake, one re-size at a time."""
+        if self._adjusting is None or self._adjusting.done():
+            self._adjusting = asyncio.create_task(self._adjust())
+
+    async def _adjust(self) -> None:
+        try:
+            while self._intake is not None and await self._intake.resize(self._free_capacity()):
+                pass  # resized: the capacity may have moved again meanwhile
+        except BusError as exc:
+            logger.warning("intake.resize_failed", error=str(exc))
 
     # -- what the node tells and hears -----------------------------------------------------
 
@@ -173,6 +210,8 @@ class HerkNode:
             started_at=self.started_at,
             draining=self.draining,
             at=wire.now(),
+            jobs=master.held_jobs() if master else [],
+            interval=self.heartbeat_seconds,
         )
 
     async def _beat(self) -> None:
@@ -221,6 +260,11 @@ class HerkNode:
             Path(self.settings.data_dir),
             on_death,
         )
+
+    @property
+    def intake_prefetch(self) -> int:
+        """The prefetch of the live ``herk.requests`` consumer (0: receiving nothing)."""
+        return self._intake.prefetch if self._intake is not None else 0
 
     @property
     def master(self) -> Master | None:

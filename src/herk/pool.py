@@ -35,6 +35,7 @@ class WorkerPool:
         self._bridge = bridge
         self._slots: list[Slot] = []
         self._changed = asyncio.Condition()
+        self._waiting = 0
         self._next_number = 1
         self.replacements = 0
         for _ in range(size):
@@ -52,23 +53,33 @@ class WorkerPool:
     def busy(self) -> int:
         return sum(1 for slot in self._slots if slot.busy)
 
+    def try_acquire(self) -> Slot | None:
+        """A free worker, now, or None."""
+        for slot in self._slots:
+            if not slot.busy and not slot.retiring:
+                slot.busy = True
+                if slot.ref is None or not slot.ref.is_alive():
+                    self.restart(slot)  # died while idle (pykka's stop_all, say)
+                return slot
+        return None
+
     async def acquire(self) -> Slot:
         async with self._changed:
-            while True:
-                for slot in self._slots:
-                    if not slot.busy and not slot.retiring:
-                        slot.busy = True
-                        if slot.ref is None or not slot.ref.is_alive():
-                            self.restart(slot)  # died while idle (pykka's stop_all, say)
-                        return slot
-                await self._changed.wait()
+            self._waiting += 1
+            try:
+                while (slot := self.try_acquire()) is None:
+                    await self._changed.wait()
+                return slot
+            finally:
+                self._waiting -= 1
 
     async def release(self, slot: Slot) -> None:
-        async with self._changed:
-            slot.busy = False
-            if slot.retiring:
-                self._retire(slot)
-            self._changed.notify_all()
+        slot.busy = False
+        if slot.retiring:
+            self._retire(slot)
+        if self._waiting:  # else nobody to wake: no lock to take
+            async with self._changed:
+                self._changed.notify_all()
 
     async def replace(self, slot: Slot) -> None:
         """Give ``slot`` a fresh actor and free it: its old one died or is stuck (abandoned)."""

@@ -126,6 +126,11 @@ class _Watch:
             self.selector.register(fd, selectors.EVENT_READ)
             self.pipes[fd] = pipe
             self.splitters[fd] = _LineSplitter(stream, self._emit)
+        # A pidfd turns readable when the process exits: the loop wakes at once instead of
+        # polling for the exit (a /bin/true would otherwise wait out a whole poll).
+        self.pidfd = _pidfd(proc.pid)
+        if self.pidfd is not None:
+            self.selector.register(self.pidfd, selectors.EVENT_READ)
 
     def run(self, started: float) -> ProcessResult:
         try:
@@ -137,6 +142,7 @@ class _Watch:
                 if self._pipes_abandoned():
                     break
         finally:
+            self._forget_pidfd()
             for fd in list(self.selector.get_map()):
                 self._close(fd)
             self.selector.close()
@@ -163,6 +169,9 @@ class _Watch:
             time.sleep(min(wait, 0.05))
             return
         for key, _ in self.selector.select(wait):
+            if key.fd == self.pidfd:
+                self._forget_pidfd()  # it exited: _notice_exit reaps it next
+                continue
             try:
                 data = os.read(key.fd, 65536)
             except BlockingIOError:
@@ -176,6 +185,12 @@ class _Watch:
     def _close(self, fd: int) -> None:
         self.selector.unregister(fd)
         self.pipes.pop(fd).close()
+
+    def _forget_pidfd(self) -> None:
+        if self.pidfd is not None:
+            self.selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def _emit(self, stream: str, text: str) -> None:
         if stream == "stderr" and text.strip():
@@ -215,6 +230,14 @@ class _Watch:
             and bool(self.selector.get_map())
             and self.clock() - self.exited_at > PIPE_LINGER_SECONDS
         )
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), or None where there is none: the loop then polls."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 class _LineSplitter:

@@ -1,10 +1,10 @@
 """The worker actor: one pykka thread that runs one job at a time as a subprocess.
 
-The master sends :class:`RunJob` with ``tell()``. The worker publishes ``running``, runs the plan,
-streams the output, and hands the :class:`Outcome` back through ``resolve``; the master publishes
-the terminal status and acks. An exception escaping a job kills this actor (pykka's rule for
-``tell``): ``on_failure`` reports it to the master, which records the job ``interrupted`` and
-starts a replacement.
+The master sends :class:`RunJob` with ``tell()`` once the job may start (its ``running`` status
+is the master's business). The worker runs the plan, streams the output, and hands the
+:class:`Outcome` back through ``resolve``; the master publishes the terminal status. An exception
+escaping a job kills this actor (pykka's rule for ``tell``): ``on_failure`` reports it to the
+master, which records the job ``interrupted`` and starts a replacement.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from herk.admission import Job
 from herk.bridge import LoopBridge
 from herk.chef import CredentialsError
 from herk.control import JobControl, StopReason
-from herk.events import RUNNING_SEQ, EventPublisher
+from herk.events import EventPublisher
 from herk.logstream import LogStream
 from herk.outcome import Outcome
 from megam import log
@@ -78,7 +78,6 @@ class JobWorker(pykka.ThreadingActor):
     def run(self, job: Job, control: JobControl) -> Outcome:
         logger.info("job.started", type=job.request.type, attempt=job.request.attempt)
         try:
-            self.bridge.run(self.events.status(job.identity, JobState.RUNNING, seq=RUNNING_SEQ))
             with plans.plan(job, self.data_dir) as plan:
                 if plan.argv is None:
                     return Outcome(JobState.SUCCEEDED)
@@ -106,9 +105,8 @@ class JobWorker(pykka.ThreadingActor):
         )
         outcome = interpret(result, plan, self.herk, stream.mask)
         stream.line("herk", f"{outcome.state}: {outcome.reason or 'exit code 0'}")
-        stream.flush()
         logger.info("job.finished", state=str(outcome.state), duration=round(result.duration, 3))
-        return outcome
+        return dataclasses.replace(outcome, tail=tuple(stream.take()))
 
 
 def interpret(

@@ -8,6 +8,7 @@ text that leaves a process (log lines, events).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,16 +23,27 @@ class SecretError(ValueError):
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """Read the cluster key, creating it (0600) the first time."""
+    """Read the cluster key, creating it (0600) the first time.
+
+    Processes that start together agree on one key: it is written to a private file that is then
+    linked into place, which fails if another process linked its own first (then that one is read).
+    """
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    draft = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    finally:
+        draft.unlink()
     return key
 
 

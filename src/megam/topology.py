@@ -23,6 +23,8 @@ class Queue:
     """Queue name under which rejected messages are dead-lettered through ``megam.dead``."""
     delivery_limit: int | None = None
     quorum: bool = True
+    stream_max_age: str | None = None
+    """Set for a stream queue: how long it keeps messages (RabbitMQ's ``x-max-age``: ``7D``)."""
 
 
 REQUESTS: Final = Exchange("megam.requests", "topic")
@@ -38,6 +40,15 @@ HERK_REQUESTS: Final = Queue(
     delivery_limit=5,  # a message that keeps killing its consumer is dead-lettered, not looped
 )
 HERK_REQUESTS_DEAD: Final = Queue("herk.requests.dead", bindings=((DEAD.name, "herk.requests"),))
+CANCELS_MARK_KEY: Final = "cancels.mark"
+"""A herk node publishes a marker with this key at start: reading it back from ``herk.cancels``
+proves that the node has seen every cancel published before it."""
+HERK_CANCELS: Final = Queue(
+    "herk.cancels",
+    bindings=((CONTROL.name, "control.all"), (CONTROL.name, CANCELS_MARK_KEY)),
+    quorum=False,
+    stream_max_age="7D",  # a cancel outlives any job queued behind it for less than a week
+)
 GATEWAY_EVENTS: Final = Queue(
     "gateway.events",
     bindings=(
@@ -51,7 +62,7 @@ GATEWAY_EVENTS: Final = Queue(
 )
 GATEWAY_EVENTS_DEAD: Final = Queue("gateway.events.dead", bindings=((DEAD.name, "gateway.events"),))
 
-HERK_QUEUES: Final = (HERK_REQUESTS, HERK_REQUESTS_DEAD)
+HERK_QUEUES: Final = (HERK_REQUESTS, HERK_REQUESTS_DEAD, HERK_CANCELS)
 GATEWAY_QUEUES: Final = (GATEWAY_EVENTS, GATEWAY_EVENTS_DEAD)
 ALL_QUEUES: Final = HERK_QUEUES + GATEWAY_QUEUES
 

@@ -90,6 +90,9 @@ class StatusEvent(_Message, frozen=True):
     herk: str = ""
     correlation_id: str = ""
     at: float = 0.0
+    started_at: float = 0.0
+    """When the attempt started running (epoch s), 0 if it never did. Herk skips ``running`` for
+    a job that ends within a few milliseconds: this field on its terminal event stands in for it."""
 
 
 class LogLine(msgspec.Struct, array_like=True, frozen=True):
@@ -120,6 +123,18 @@ class MetricEvent(_Message, frozen=True):
     at: float = 0.0
 
 
+class HeldJob(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One job attempt a herk node holds, as its heartbeat lists it."""
+
+    job_id: str
+    attempt: int
+    accepted: bool
+    """True once herk acknowledged the request on acceptance: the broker will not redeliver it,
+    so if this node stops beating, the job will not finish anywhere (it ended ``interrupted``)."""
+    since: float
+    """When the node took the job (epoch s)."""
+
+
 class Heartbeat(_Message, frozen=True):
     """Routing key ``heartbeat.<herk-node>``: a herk node's state, every few seconds."""
 
@@ -131,6 +146,10 @@ class Heartbeat(_Message, frozen=True):
     started_at: float
     draining: bool = False
     at: float = 0.0
+    jobs: list[HeldJob] = []
+    """The job attempts this node holds (``inflight`` with attempts and acceptance)."""
+    interval: float = 0.0
+    """Seconds between this node's heartbeats (0: unknown)."""
 
 
 class ControlCommand(_Message, frozen=True):

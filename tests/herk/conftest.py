@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from herk_testkit import FAKES, EventLog, settings_for
 
+from herk.acceptance import AcceptancePolicy
 from herk.node import HerkNode
 from megam import topology
 from megam.bus import Bus
@@ -64,13 +65,15 @@ def fakes_on_path(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 async def start_herk(tmp_path: Path, sealer: Sealer) -> AsyncIterator[Callable[..., object]]:
-    """``await start_herk(bus, workers=2, actors_dir=...)``: a started node, stopped afterwards."""
+    """``await start_herk(bus, workers=2, actors_dir=..., policy=...)``: a started node, stopped
+    afterwards."""
     nodes: list[HerkNode] = []
 
     async def start(bus: Bus, **options: object) -> HerkNode:
         heartbeat = float(options.pop("heartbeat_seconds", 5.0))  # type: ignore[arg-type]
+        policy: AcceptancePolicy | None = options.pop("policy", None)  # type: ignore[assignment]
         settings = settings_for(tmp_path, **options)  # type: ignore[arg-type]
-        node = HerkNode(settings, bus, sealer, heartbeat_seconds=heartbeat)
+        node = HerkNode(settings, bus, sealer, heartbeat_seconds=heartbeat, policy=policy)
         await node.start()
         nodes.append(node)
         return node

@@ -39,14 +39,19 @@ def actors(tmp_path: Path) -> Path:
     directory = tmp_path / "actors"
     sleeper_actor(directory, "test.sleep", idempotent=True)
     sleeper_actor(directory, "test.once", idempotent=False)
-    for name, fail_times, attempts in (("test.flaky", 1, 3), ("test.hopeless", 9, 2)):
+    for name, fail_times, attempts, backoff in (
+        ("test.flaky", 1, 3, 0.05),
+        ("test.hopeless", 9, 2, 0.05),
+        ("test.patient", 1, 2, 1.0),
+    ):
         write_actor(
             directory,
             name,
             f'description = "fails {fail_times} times"\nidempotent = true\ntimeout = 30\n'
             f'argv = ["{{python}}", "{FLAKY}", "--count", "{{data_dir}}/{{job_id}}.count", '
             f'"--fail-times", "{fail_times}"]\n'
-            f"[retry]\nmax_attempts = {attempts}\nbackoff = 0.05\nbackoff_max = 0.1\n",
+            f"[retry]\nmax_attempts = {attempts}\nbackoff = {backoff}\n"
+            f"backoff_max = {max(backoff, 0.1)}\n",
         )
     return directory
 
@@ -84,6 +89,7 @@ def herk_process(amqp_url: str, actors: Path, data_dir: Path, tmp_path: Path) ->
             "MEGAM_HERK_METRICS_PORT": "0",
             "MEGAM_HERK_METRICS_HOST": "127.0.0.1",
             "MEGAM_WORKERS": "2",
+            "MEGAM_HERK_HEARTBEAT_SECONDS": "0.2",
         }
         with open(tmp_path / f"{name}.log", "wb") as log:
             process = subprocess.Popen(
@@ -115,20 +121,19 @@ class TestHerkNodeDiesMidJob:
         try:
             orphans += await started(events, data_dir, safe.job_id)
             orphans += await started(events, data_dir, unsafe.job_id)
-            await events.wait_until(
-                lambda: len([e for e in events.statuses if e.state == "running"]) == 2,
-                "both jobs reported running by the victim",
+            beat = await events.wait_until(
+                lambda: next((b for b in events.heartbeats if any(j.accepted for j in b.jobs)), 0),
+                "a heartbeat of the victim listing an accepted job",
             )
+            held = {job.job_id: (job.attempt, job.accepted) for job in beat.jobs}
+            # Not idempotent: acknowledged on acceptance, before it started; the other is not.
+            assert held == {unsafe.job_id: (1, True), safe.job_id: (1, False)}
 
-            victim.send_signal(signal.SIGKILL)  # no goodbye: acks never sent
+            victim.send_signal(signal.SIGKILL)  # no goodbye
             victim.wait(timeout=30)
             survivor = await start_herk(rabbit, actors_dir=actors, name="survivor")
 
-            # The safe job is redelivered and run again; the unsafe one is not run again.
-            interrupted = await events.terminal(unsafe.job_id)
-            assert interrupted.state == "interrupted"
-            assert interrupted.herk == survivor.name
-            assert "not idempotent, so it is not run again" in interrupted.reason
+            # The safe job is redelivered and run again; the accepted one is not redelivered.
             await events.wait_until(
                 lambda: [e.herk for e in events.status_of(safe.job_id)] == ["victim", "survivor"],
                 "the safe job running again on the survivor",
@@ -138,6 +143,9 @@ class TestHerkNodeDiesMidJob:
             release(data_dir, safe.job_id)
             done = await events.terminal(safe.job_id)
             assert done.state == "succeeded" and done.herk == "survivor"
+            assert [e.herk for e in events.status_of(unsafe.job_id)] == ["victim"]
+            assert unsafe.job_id not in survivor.master.flights
+            assert await rabbit.queue_depth(topology.HERK_REQUESTS.name) == 0
             assert read_pids(data_dir / f"{unsafe.job_id}.pids")[0] in orphans  # one run only
         finally:
             kill_quietly(orphans)
@@ -222,6 +230,19 @@ class TestRetries:
             "flaky run 1",
             "flaky run 2",
         }
+
+    async def test_the_next_attempt_waits_out_its_backoff_even_across_a_restart(
+        self, bus: Bus, events: EventLog, start_herk, actors: Path
+    ) -> None:
+        first = await start_herk(bus, actors_dir=actors, name="first")
+        request = await submit(bus, job_request("test.patient"))
+        queued = await events.state(request.job_id, "queued")
+        await first.stop(grace=0)  # the next attempt is already in the broker, due in 0.5 to 1 s
+
+        await start_herk(bus, actors_dir=actors, name="second")
+        done = await events.terminal(request.job_id)
+        assert (done.state, done.attempt, done.herk) == ("succeeded", 2, "second")
+        assert done.started_at - queued.at >= 0.5, "started before its backoff was over"
 
     async def test_the_last_failed_attempt_goes_to_the_dead_letter_queue(
         self, bus: Bus, events: EventLog, start_herk, actors: Path

@@ -61,6 +61,10 @@ class TestHeartbeat:
             assert (beat.herk, beat.workers, beat.busy) == (herk.name, 3, 1)
             assert beat.version == megam.__version__ and not beat.draining
             assert beat.started_at == herk.started_at
+            assert beat.interval == 0.1
+            [held] = beat.jobs  # held until its outcome: the broker would redeliver it
+            assert (held.job_id, held.attempt, held.accepted) == (request.job_id, 1, False)
+            assert held.since <= beat.at
         finally:
             kill_quietly(pids)
 
@@ -124,21 +128,31 @@ class TestMetricsAndHealth:
     ) -> None:
         herk = await start_herk(bus)
         client = await aiohttp_client(health_app(herk))
-        before = await _sample(client, 'megam_herk_jobs_total{outcome="succeeded",type="noop"}')
+        succeeded = 'megam_herk_jobs_total{outcome="succeeded",type="noop"}'
+        waited = 'megam_herk_queue_wait_seconds_count{type="noop"}'
+        ran = 'megam_herk_job_duration_seconds_count{type="noop"}'
+        before = {series: await _sample(client, series) for series in (succeeded, waited, ran)}
         request = await submit(bus, job_request("noop"))
         assert (await events.terminal(request.job_id)).state == "succeeded"
 
-        after = await _sample(client, 'megam_herk_jobs_total{outcome="succeeded",type="noop"}')
-        assert after == before + 1
+        for series in (succeeded, waited, ran):
+            assert await _sample(client, series) == before[series] + 1, series
         text = await (await client.get("/metrics")).text()
         for name in (
-            "megam_herk_job_duration_seconds_bucket",
-            "megam_herk_queue_wait_seconds_bucket",
             "megam_herk_jobs_in_flight",
             "megam_herk_workers",
+            "megam_herk_workers_busy",
+            "megam_herk_worker_busy_seconds_total",
+            "megam_herk_jobs_accepted_total",
+            "megam_herk_accepts_unconfirmed_total",
+            "megam_herk_redeliveries_total",
+            "megam_herk_retries_total",
             "megam_herk_dead_letters_total",
+            "megam_herk_worker_replacements_total",
+            "megam_herk_cancels_read_total",
+            "megam_herk_broker_reconnects_total",
         ):
-            assert name in text
+            assert f"# TYPE {name} " in text, name
 
         health = await client.get("/healthz")
         assert health.status == 200

@@ -95,3 +95,48 @@ class TestCancel:
             assert not (data_dir / f"{queued.job_id}.pids").exists()
         finally:
             kill_quietly(pids)
+
+
+class TestDurableCancel:
+    async def test_a_job_cancelled_while_no_herk_node_runs_never_starts(
+        self, bus: Bus, events: EventLog, start_herk, actors: Path, data_dir: Path
+    ) -> None:
+        queued = await submit(bus, job_request("test.sleep"))
+        await control(bus, "cancel", job_id=queued.job_id)  # nobody listens: herk.cancels keeps it
+        await start_herk(bus, actors_dir=actors)
+
+        done = await events.terminal(queued.job_id)
+        assert done.state == "cancelled"
+        assert done.reason == "cancelled before it started by tests"
+        assert not (data_dir / f"{queued.job_id}.pids").exists()
+
+    async def test_a_cancel_outlives_the_node_that_heard_it(
+        self, bus: Bus, events: EventLog, start_herk, actors: Path, data_dir: Path
+    ) -> None:
+        first = await start_herk(bus, actors_dir=actors, workers=1, name="first")
+        blocker = await submit(bus, job_request("test.sleep"))
+        pids = await running_pids(events, data_dir, blocker.job_id)
+        try:
+            # Once its job runs long, the node takes no request beyond its one worker: the next
+            # one stays in the broker's queue, where only the stream can cancel it for later.
+            await until(lambda: first.intake_prefetch == 0, "the node to take no more")
+            queued = await submit(bus, job_request("test.sleep"))
+            await control(bus, "cancel", job_id=queued.job_id)
+            await until(lambda: queued.job_id in first.master.cancels, "the cancel to arrive")
+            await first.stop(grace=0)  # its memory of the cancel goes with it
+
+            await start_herk(bus, actors_dir=actors, workers=1, name="second")
+            done = await events.terminal(queued.job_id)
+            assert (done.state, done.herk) == ("cancelled", "second")
+            assert not (data_dir / f"{queued.job_id}.pids").exists()
+            pids += await started_again(data_dir, blocker.job_id, pids)
+            (data_dir / f"{blocker.job_id}.release").touch()
+            assert (await events.terminal(blocker.job_id)).herk == "second"
+        finally:
+            kill_quietly(pids)
+
+
+async def started_again(data_dir: Path, job_id: str, before: list[int]) -> list[int]:
+    path = data_dir / f"{job_id}.pids"
+    await until(lambda: read_pids(path)[0] not in before, f"{job_id} running a second time")
+    return read_pids(path)

@@ -5,12 +5,20 @@
 * aio-pika replays nothing published during an outage, so ``publish`` waits for the robust
   connection to come back, up to ``publish_timeout``, and then raises :class:`BusError`.
 * Callback consumers (not queue iterators: aio-pika #379), restored by the robust channel.
+* ``ack(confirmed=True)``: basic.ack has no reply, but RabbitMQ's channel process handles a
+  channel's methods one at a time in arrival order, and aiormq writes a connection's frames in
+  call order. So a synchronous method sent on the same channel after the ack (basic.qos, same
+  prefetch) answering proves that the ack was handled: the channel has settled the message with
+  its queue. No answer within ``publish_timeout`` raises :class:`BusError`. (A quorum queue's
+  client holds settles back only once 32 commands are in flight on the channel, which a prefetch
+  below 32 rules out.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import aio_pika
@@ -37,8 +45,20 @@ _RETRYABLE = (
 )
 
 
+STREAM_SEGMENT_BYTES = 1_000_000
+"""Streams expire whole segments: small ones let ``x-max-age`` apply to a trickle of messages."""
+STREAM_MAX_BYTES = 200_000_000
+
+
 def queue_arguments(spec: Queue) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    if spec.stream_max_age:
+        return {
+            "x-queue-type": "stream",
+            "x-max-age": spec.stream_max_age,
+            "x-stream-max-segment-size-bytes": STREAM_SEGMENT_BYTES,
+            "x-max-length-bytes": STREAM_MAX_BYTES,
+        }
     if spec.quorum:
         args["x-queue-type"] = "quorum"
     if spec.dead_letter_to:
@@ -50,8 +70,12 @@ def queue_arguments(spec: Queue) -> dict[str, Any]:
 
 
 class _AmqpDelivery(Delivery):
-    def __init__(self, message: AbstractIncomingMessage) -> None:
+    def __init__(
+        self, message: AbstractIncomingMessage, prefetch: int, confirm_timeout: float
+    ) -> None:
         self._message = message
+        self._prefetch = prefetch
+        self._confirm_timeout = confirm_timeout
         self.body = message.body
         self.routing_key = message.routing_key or ""
         self.exchange = message.exchange or ""
@@ -65,13 +89,27 @@ class _AmqpDelivery(Delivery):
     def settled(self) -> bool:
         return self._settled
 
-    async def ack(self) -> None:
-        self._settled = True
-        await self._message.ack()
+    async def ack(self, *, confirmed: bool = False) -> None:
+        try:
+            await self._message.ack()
+            if confirmed:
+                # The proof (see the module docstring): a reply to a method sent after the ack on
+                # the channel the message came from (a reconnected channel never held it).
+                await self._message.channel.basic_qos(
+                    prefetch_count=self._prefetch, timeout=self._confirm_timeout
+                )
+        except (TimeoutError, *_RETRYABLE, aiormq.exceptions.AMQPError) as exc:
+            raise BusError(f"cannot {'confirm the ' if confirmed else ''}ack: {exc!r}") from exc
+        finally:
+            self._settled = True  # only now: whoever closes channels waits for the proof
 
     async def reject(self, *, requeue: bool) -> None:
-        self._settled = True
-        await self._message.reject(requeue=requeue)
+        try:
+            await self._message.reject(requeue=requeue)
+        except (*_RETRYABLE, aiormq.exceptions.AMQPError) as exc:
+            raise BusError(f"cannot reject: {exc!r}") from exc
+        finally:
+            self._settled = True
 
 
 class _AmqpSubscription(Subscription):
@@ -87,13 +125,13 @@ class _AmqpSubscription(Subscription):
         # basic.cancel only: the channel stays open, so deliveries already received can be acked.
         if self._receiving:
             self._receiving = False
-            await self._queue.cancel(self._tag)
+            await _best_effort("basic.cancel", self._queue.cancel(self._tag))
 
     async def cancel(self) -> None:
         try:
             await self.stop_receiving()
         finally:
-            await self._channel.close()
+            await _best_effort("channel.close", self._channel.close())
 
 
 class AmqpBus(Bus):
@@ -104,6 +142,7 @@ class AmqpBus(Bus):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
         self.reconnects = 0
 
     async def connect(self) -> None:
@@ -127,8 +166,8 @@ class AmqpBus(Bus):
 
     async def close(self) -> None:
         if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+            connection, self._connection = self._connection, None
+            await _best_effort("connection.close", connection.close())
 
     @property
     def connected(self) -> bool:
@@ -191,7 +230,7 @@ class AmqpBus(Bus):
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
         channel = await self._new_channel(prefetch)
         target = await channel.get_queue(queue, ensure=True)
-        return await self._start(channel, target, handler)
+        return await self._start(channel, target, handler, max(1, prefetch))
 
     async def consume_temporary(
         self, bindings: Iterable[tuple[str, str]], handler: Handler, *, prefetch: int = 100
@@ -200,7 +239,7 @@ class AmqpBus(Bus):
         target = await channel.declare_queue(exclusive=True, auto_delete=True)
         for exchange_name, key in bindings:
             await target.bind(exchange_name, routing_key=key)
-        return await self._start(channel, target, handler)
+        return await self._start(channel, target, handler, max(1, prefetch))
 
     async def queue_depth(self, queue: str) -> int:
         # A robust channel answers a repeated declare from its cache; ask on a fresh channel.
@@ -213,19 +252,45 @@ class AmqpBus(Bus):
         finally:
             await channel.close()
 
-    async def _start(
-        self, channel: AbstractRobustChannel, queue: aio_pika.abc.AbstractQueue, handler: Handler
+    async def follow_stream(
+        self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
     ) -> Subscription:
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            delivery = _AmqpDelivery(message)
+        # A stream needs a prefetch and manual acks (no_ack closes the connection: 540).
+        channel = await self._new_channel(prefetch)
+        target = await channel.get_queue(queue, ensure=True)
+        return await self._start(
+            channel, target, handler, prefetch, arguments={"x-stream-offset": offset}
+        )
+
+    async def _start(
+        self,
+        channel: AbstractRobustChannel,
+        queue: aio_pika.abc.AbstractQueue,
+        handler: Handler,
+        prefetch: int,
+        arguments: dict[str, Any] | None = None,
+    ) -> Subscription:
+        async def handle(delivery: _AmqpDelivery) -> None:
             try:
                 await handler(delivery)
             except Exception:
                 logger.exception("amqp.handler_failed", queue=queue.name)
                 if not delivery.settled:
-                    await delivery.reject(requeue=True)
+                    with contextlib.suppress(BusError):  # a dead channel requeued it already
+                        await delivery.reject(requeue=True)
 
-        tag = await queue.consume(on_message)
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            # aiormq cancels a channel's callbacks when the channel closes; a handler's work (a
+            # job that runs for an hour) must not die with a connection blip, so it runs in a
+            # task of its own. Its delivery can no longer be settled: the broker took it back.
+            work = asyncio.create_task(
+                handle(_AmqpDelivery(message, prefetch, self._publish_timeout))
+            )
+            self._handlers.add(work)
+            work.add_done_callback(self._handlers.discard)
+            await asyncio.shield(work)
+
+        tag = await queue.consume(on_message, arguments=arguments)
         return _AmqpSubscription(channel, queue, tag)
 
     async def _new_channel(self, prefetch: int) -> AbstractRobustChannel:
@@ -246,6 +311,20 @@ class AmqpBus(Bus):
         if self._channel is None:
             raise BusError("not connected")
         return self._channel
+
+
+TEARDOWN_TIMEOUT = 5.0
+"""How long a stop may wait on the broker. During an outage a robust channel would wait for the
+reconnection forever; the broker drops a dead connection's consumers and unacked deliveries
+anyway, so teardown gives up rather than hang a process that was asked to stop."""
+
+
+async def _best_effort(what: str, operation: Awaitable[object]) -> None:
+    try:
+        async with asyncio.timeout(TEARDOWN_TIMEOUT):
+            await operation
+    except Exception as exc:  # teardown must not fail: the broker cleans up after dead peers
+        logger.warning("amqp.teardown_skipped", operation=what, error=repr(exc))
 
 
 def _redact(url: str) -> str:

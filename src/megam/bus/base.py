@@ -10,6 +10,12 @@ Semantics both adapters guarantee (``tests/test_bus_contract.py`` checks each):
 * A delivery rejected with ``requeue=False``, or delivered more than the queue's delivery limit,
   is dead-lettered through ``megam.dead``.
 * A handler that raises gets its delivery requeued, so the delivery limit bounds a poison loop.
+* A handler runs to its end even if its consumer's connection is lost meanwhile; the broker has
+  then requeued its delivery, and settling it raises :class:`BusError`.
+* ``ack(confirmed=True)`` returns only once the broker has processed the ack: the delivery is
+  never redelivered after that, even if the consumer dies at once (herk's ack-on-accept).
+* A stream queue keeps its messages (up to its max age) for every reader: ``follow_stream``
+  reads it from an offset and then follows it; acks only pace the reader.
 """
 
 from __future__ import annotations
@@ -39,7 +45,10 @@ class Delivery(abc.ABC):
     redelivered: bool
 
     @abc.abstractmethod
-    async def ack(self) -> None: ...
+    async def ack(self, *, confirmed: bool = False) -> None:
+        """Acknowledge. With ``confirmed``, return only once the broker has processed the ack, or
+        raise :class:`BusError` if that cannot be known (the ack may or may not have taken effect).
+        """
 
     @abc.abstractmethod
     async def reject(self, *, requeue: bool) -> None: ...
@@ -105,3 +114,10 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting unacknowledged ones)."""
+
+    async def follow_stream(
+        self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
+    ) -> Subscription:
+        """Read the stream queue ``queue`` from ``offset`` (``"first"``, ``"next"`` or a number),
+        then follow it. Each delivery's ``headers["x-stream-offset"]`` is its position."""
+        raise NotImplementedError(f"{type(self).__name__} cannot follow streams")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,11 +70,61 @@ class _Queue:
         self.consumers: list[_Consumer] = []
         self.next_consumer = 0
         self.wakeup = asyncio.Event()
+        self.log = _StreamLog(spec.stream_max_age) if spec.stream_max_age else None
+        self.followers: list[_StreamFollower] = []
 
     def push(self, message: _Message, *, front: bool = False) -> None:
+        if self.log is not None:
+            self.log.append(message)
+            for follower in self.followers:
+                follower.kick.set()
+            return
         (self.ready.appendleft if front else self.ready.append)(message)
         for consumer in self.consumers:
             consumer.kick.set()
+
+
+_AGE_UNITS = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def max_age_seconds(max_age: str) -> float:
+    """RabbitMQ's ``x-max-age`` (``7D``, ``12h``, ``30m`` …) in seconds."""
+    number, unit = max_age[:-1], max_age[-1:]
+    if unit not in _AGE_UNITS or not number.isdigit():
+        raise ValueError(f"invalid max age {max_age!r}, expected e.g. 7D, 12h, 30m, 10s")
+    return int(number) * _AGE_UNITS[unit]
+
+
+class _StreamLog:
+    """A stream's messages with their offsets; entries older than the max age are dropped."""
+
+    def __init__(self, max_age: str) -> None:
+        self.max_age = max_age_seconds(max_age)
+        self.entries: collections.deque[tuple[int, float, _Message]] = collections.deque()
+        self.next_offset = 0
+
+    def append(self, message: _Message) -> None:
+        now = time.monotonic()
+        self.entries.append((self.next_offset, now, message))
+        self.next_offset += 1
+        while self.entries and now - self.entries[0][1] > self.max_age:
+            self.entries.popleft()
+
+    def start(self, offset: str | int) -> int:
+        if offset == "first":
+            return self.entries[0][0] if self.entries else self.next_offset
+        if offset in ("next", "last"):
+            return self.next_offset
+        if isinstance(offset, int):
+            return max(offset, self.entries[0][0] if self.entries else self.next_offset)
+        raise BusError(f"unsupported stream offset {offset!r}")
+
+    def after(self, offset: int) -> tuple[int, _Message] | None:
+        """The first entry at ``offset`` or later that is still kept."""
+        for entry_offset, _, message in self.entries:
+            if entry_offset >= offset:
+                return entry_offset, message
+        return None
 
 
 class _EmbeddedDelivery(Delivery):
@@ -92,8 +144,8 @@ class _EmbeddedDelivery(Delivery):
     def settled(self) -> bool:
         return self._settled
 
-    async def ack(self) -> None:
-        self._settle()
+    async def ack(self, *, confirmed: bool = False) -> None:
+        self._settle()  # in process: an ack takes effect at once, so it is always confirmed
 
     async def reject(self, *, requeue: bool) -> None:
         self._settle()
@@ -167,6 +219,86 @@ class _Consumer(Subscription):
             self.bus._unbind(self.queue.spec.name)
 
 
+class _StreamDelivery(Delivery):
+    def __init__(self, follower: _StreamFollower, offset: int, message: _Message) -> None:
+        self._follower = follower
+        self.body = message.body
+        self.routing_key = message.routing_key
+        self.exchange = message.exchange
+        self.headers = {**message.headers, "x-stream-offset": offset}
+        self.message_id = message.message_id
+        self.correlation_id = message.correlation_id
+        self.redelivered = False
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    async def ack(self, *, confirmed: bool = False) -> None:
+        self._settle()
+
+    async def reject(self, *, requeue: bool) -> None:
+        self._settle()  # a stream keeps every message: there is nothing to requeue or drop
+
+    def _settle(self) -> None:
+        if self._settled:
+            raise BusError("delivery already settled")
+        self._settled = True
+        self._follower.release()
+
+
+class _StreamFollower(Subscription):
+    """One reader of a stream: its own cursor, at most ``prefetch`` unacked, in offset order."""
+
+    def __init__(self, queue: _Queue, handler: Handler, offset: str | int, prefetch: int) -> None:
+        assert queue.log is not None
+        self.queue = queue
+        self.handler = handler
+        self.prefetch = prefetch
+        self.cursor = queue.log.start(offset)
+        self.unacked = 0
+        self.kick = asyncio.Event()
+        self.kick.set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.pump = asyncio.create_task(self._pump())
+
+    def release(self) -> None:
+        self.unacked -= 1
+        self.kick.set()
+
+    async def _pump(self) -> None:
+        assert self.queue.log is not None
+        while True:
+            await self.kick.wait()
+            self.kick.clear()
+            while self.unacked < self.prefetch:
+                entry = self.queue.log.after(self.cursor)
+                if entry is None:
+                    break
+                offset, message = entry
+                self.cursor = offset + 1
+                self.unacked += 1
+                task = asyncio.create_task(self._handle(_StreamDelivery(self, offset, message)))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, delivery: _StreamDelivery) -> None:
+        # A stream cannot requeue: a message whose handler fails is passed over.
+        with contextlib.suppress(Exception):
+            await self.handler(delivery)
+        if not delivery.settled:
+            await delivery.ack()
+
+    async def stop_receiving(self) -> None:
+        self.pump.cancel()
+        if self in self.queue.followers:
+            self.queue.followers.remove(self)
+
+    async def cancel(self) -> None:
+        await self.stop_receiving()
+
+
 class EmbeddedBus(Bus):
     def __init__(self) -> None:
         self._exchanges: dict[str, Exchange] = {}
@@ -182,6 +314,8 @@ class EmbeddedBus(Bus):
         for queue in list(self._queues.values()):
             for consumer in list(queue.consumers):
                 await consumer.cancel()
+            for follower in list(queue.followers):
+                await follower.cancel()
         self._connected = False
 
     @property
@@ -222,11 +356,21 @@ class EmbeddedBus(Bus):
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
         self._check()
-        try:
-            target = self._queues[queue]
-        except KeyError:
-            raise BusError(f"no queue {queue!r}") from None
+        target = self._queue(queue)
+        if target.log is not None:
+            raise BusError(f"{queue!r} is a stream: read it with follow_stream")
         return self._attach(target, handler, prefetch, temporary=False)
+
+    async def follow_stream(
+        self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
+    ) -> Subscription:
+        self._check()
+        target = self._queue(queue)
+        if target.log is None:
+            raise BusError(f"{queue!r} is not a stream")
+        follower = _StreamFollower(target, handler, offset, max(1, prefetch))
+        target.followers.append(follower)
+        return follower
 
     async def consume_temporary(
         self, bindings: Iterable[tuple[str, str]], handler: Handler, *, prefetch: int = 100
@@ -240,10 +384,14 @@ class EmbeddedBus(Bus):
 
     async def queue_depth(self, queue: str) -> int:
         self._check()
+        target = self._queue(queue)
+        return len(target.log.entries) if target.log is not None else len(target.ready)
+
+    def _queue(self, name: str) -> _Queue:
         try:
-            return len(self._queues[queue].ready)
+            return self._queues[name]
         except KeyError:
-            raise BusError(f"no queue {queue!r}") from None
+            raise BusError(f"no queue {name!r}") from None
 
     def _attach(self, queue: _Queue, handler: Handler, prefetch: int, temporary: bool) -> _Consumer:
         consumer = _Consumer(self, queue, handler, max(1, prefetch), temporary)
