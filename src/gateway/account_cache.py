@@ -38,3 +38,25 @@ class AccountCache:
         self._entries.move_to_end(account.email)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
+
+
+class SignatureCache:
+    """Body-less requests whose signature was verified, with the api key it matched.
+
+    A client polling ``GET /v1/nodes/<name>`` sends the same signature for a minute (the date
+    has minute resolution); recomputing the HMAC each time is most of the check's cost. A hit
+    needs the exact (email, algorithm, date, signature, path) and the api key the account has
+    now, so it accepts nothing the full check would refuse.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: dict[tuple[str, ...], str] = {}
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[str, ...], api_key: str) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[key] = api_key

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gateway import auth, middleware, routes
+from gateway.cluster_view import ClusterView
+from gateway.console import add_console_routes
 from gateway.events import EventConsumer
+from gateway.node_views import NodeViews
 from gateway.options import GatewayOptions
 from gateway.publisher import JobPublisher
+from gateway.reconciler import Reconciler
 from gateway.services import SERVICES, Services
-from gateway.store import store_for_url
+from gateway.store import StoreError, store_for_url
 from gateway.tail import Notifier
 from megam import log, topology
 from megam.bus import Bus, BusError
@@ -36,7 +41,8 @@ def create_app(
     """The gateway on a connected ``bus``. Starting the app opens the store, declares the
     topology, and starts the event consumer and the outbox; cleaning it up stops them."""
     options = options or GatewayOptions.from_env()
-    store = store_for_url(store_url or settings.store_url)
+    node_views = NodeViews()
+    store = node_views.watching(store_for_url(store_url or settings.store_url, options.retention))
     app = web.Application(
         middlewares=[middleware.request_context, auth.authenticate],
         client_max_size=options.max_body_bytes,
@@ -50,8 +56,11 @@ def create_app(
         sealer=sealer,
         notifier=Notifier(),
         publisher=JobPublisher(store, bus, options),
+        cluster=ClusterView(store, bus, options),
+        node_views=node_views,
     )
     routes.add_all(app)
+    add_console_routes(app)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_live_tails)
     return app
@@ -61,13 +70,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     svc = app[SERVICES]
     await svc.store.open()
     consumer = EventConsumer(svc.store, svc.bus, svc.notifier)
-    outbox: asyncio.Task[None] | None = None
+    reconciler = Reconciler(svc.store, svc.bus, svc.cluster, svc.notifier, svc.options)
+    tasks: list[asyncio.Task[None]] = []
     subscription = None
     try:
         # herk's queues too: a job published before any herk started must wait, not bounce
         await svc.bus.declare(topology.EXCHANGES, topology.ALL_QUEUES)
         subscription = await consumer.start(svc.options.event_prefetch)
-        outbox = asyncio.create_task(svc.publisher.run(), name="gateway-outbox")
+        tasks.append(asyncio.create_task(svc.publisher.run(), name="gateway-outbox"))
+        tasks.append(asyncio.create_task(reconciler.run(), name="gateway-reconciler"))
+        tasks.append(asyncio.create_task(_purge_forever(svc), name="gateway-retention"))
         logger.info("gateway.started")
         yield
     finally:
@@ -75,12 +87,24 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         if subscription is not None:
             with contextlib.suppress(BusError):
                 await subscription.cancel()
-        if outbox is not None:
-            outbox.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await outbox
+                await task
         await svc.store.close()
         logger.info("gateway.stopped")
+
+
+async def _purge_forever(svc: Services) -> None:
+    """Retention: old log lines and long-finished jobs go (MongoDB's TTL indexes do it too)."""
+    while True:
+        try:
+            lines, jobs = await svc.store.purge(time.time())
+            if lines or jobs:
+                logger.info("retention.purged", lines=lines, jobs=jobs)
+        except StoreError as exc:
+            logger.warning("retention.store_unavailable", error=str(exc))
+        await asyncio.sleep(svc.options.purge_interval_seconds)
 
 
 async def _end_live_tails(app: web.Application) -> None:

@@ -98,3 +98,52 @@ def create_template(cctype: str) -> tuple[str, str]:
         if step["action"] == "create":
             return step["command"], step["name"]
     return "server create -c", "-N"
+
+
+_MARKETPLACE: Final = (
+    # name, category, the predef its node runs, what it is
+    ("wordpress", "blog", "wordpress", "WordPress, the blogging platform"),
+    ("joomla", "cms", "joomla", "Joomla content management"),
+    ("jenkins", "ci", "jenkins", "Jenkins continuous integration"),
+    ("redmine", "projects", "redmine", "Redmine project management"),
+    ("postgresql", "database", "postgresql", "PostgreSQL, the relational database"),
+    ("riak", "database", "riak", "Riak, the distributed key-value store"),
+    ("rabbitmq", "messaging", "rabbitmq", "RabbitMQ message broker"),
+    ("redis", "database", "redis", "Redis in-memory data store"),
+)
+
+MARKETPLACES: Final[dict[str, dict[str, Any]]] = {
+    name: {
+        "id": f"MKP{index}",
+        "name": name,
+        "appdetails": {"logo": f"{name}.png", "category": category, "description": about},
+        "features": {"feature1": about, "feature2": "", "feature3": "", "feature4": ""},
+        "plans": [
+            {
+                "price": "0",
+                "description": "free",
+                "plantype": "free",
+                "version": "",
+                "source": "",
+                "os": "ubuntu",
+            }
+        ],
+        "applinks": {
+            key: ""
+            for key in (
+                "free_support",
+                "paid_support",
+                "home_link",
+                "info_link",
+                "content_link",
+                "wiki_link",
+                "source_link",
+            )
+        },
+        "attach": False,
+        "predefnode": predef,
+        "approved": True,
+        "created_at": SEEDED_AT,
+    }
+    for index, (name, category, predef, about) in enumerate(_MARKETPLACE, start=1)
+}

@@ -63,3 +63,5 @@ def is_terminal(state: str) -> bool:
 QUEUED_REASON = "accepted by the gateway; waiting for a herk worker"
 UNPUBLISHED_REASON = "not yet handed to the queue: {error}; the gateway retries automatically"
 REPUBLISHED_REASON = "handed to the queue after {attempts} attempts; waiting for a herk worker"
+CANCELLED_UNPUBLISHED_REASON = "cancelled by {by} before it reached the queue; it never ran"
+CANCEL_REQUESTED_REASON = "cancel requested by {by}; waiting for herk to stop it"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -35,3 +35,17 @@ LOG_LINES: Final = Counter(
     "megam_gateway_log_lines_stored_total", "Log lines stored (redelivered ones not counted)"
 )
 TAIL_FOLLOWERS: Final = Gauge("megam_gateway_tail_followers", "Open live log tails")
+
+
+_HTTP_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def observe_http(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request. The labelled children are looked up once per label set:
+    ``labels()`` costs more than the increment itself on the hot path."""
+    key = (method, route, str(status))
+    children = _HTTP_CHILDREN.get(key)
+    if children is None:
+        children = _HTTP_CHILDREN[key] = (HTTP_REQUESTS.labels(*key), HTTP_SECONDS.labels(route))
+    children[0].inc()
+    children[1].observe(seconds)

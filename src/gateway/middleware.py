@@ -44,14 +44,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     rid = offered if CLIENT_REQUEST_ID.fullmatch(offered) else _next_request_id()
     request[REQUEST_ID] = rid
     started = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(request_id=rid):
+    # bind/reset rather than the bound_contextvars context manager: same effect, less per request
+    tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
         response = await _answer(request, handler)
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
-    metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+    metrics.observe_http(request.method, route, response.status, time.perf_counter() - started)
     return response
 
 

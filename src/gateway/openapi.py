@@ -126,8 +126,123 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
             Query("limit", "at most this many hits (1-1000, default 100)", "integer"),
         ),
     ),
+    ("POST", "/v1/jobs/{job_id}/cancel"): Operation(
+        "Cancel a job: ended at once if it has not reached the queue (200), else herk stops it "
+        "or never starts it and reports cancelled (202); 409 if it has ended",
+        "messages",
+        status=202,
+    ),
     ("GET", "/v1/cluster"): Operation(
-        "The herk nodes and their load (in-flight jobs: only yours)", "Megam::HerkNodeCollection"
+        "Admins: herk nodes from their heartbeats, queue depth and dead-letter count",
+        "Megam::HerkNodeCollection plus queue_depth, dead_letters, alive",
+    ),
+    ("POST", "/v1/cluster/{herk}/drain"): Operation(
+        "Admins: a herk node finishes its in-flight jobs and takes no more",
+        "202 messages",
+        status=202,
+    ),
+    ("POST", "/v1/cluster/{herk}/scale"): Operation(
+        "Admins: resize a herk node's worker pool",
+        "202 messages",
+        body=(schemas.ScaleInput,),
+        status=202,
+    ),
+    ("GET", "/v1/cluster/deadletters"): Operation(
+        "Admins: the dead-lettered job requests with the reason (a peek: nothing is removed)",
+        "Megam::DeadLetterCollection",
+        query=(Query("limit", "at most this many (1-1000, default 100)", "integer"),),
+    ),
+    ("POST", "/v1/cluster/deadletters/requeue"): Operation(
+        "Admins: publish dead-lettered requests back to megam.requests",
+        "messages",
+        body=(schemas.DeadLetterSelection,),
+    ),
+    ("POST", "/v1/cluster/deadletters/discard"): Operation(
+        "Admins: drop dead-lettered requests", "messages", body=(schemas.DeadLetterSelection,)
+    ),
+    ("POST", "/v1/nodes/update"): Operation(
+        "Change a node's status, name or current app/bolt definitions (empty keeps the old value)",
+        CREATED,
+        body=(schemas.NodeUpdateInput,),
+        status=201,
+    ),
+    ("POST", "/v1/cloudtoolsettings/content"): Operation(
+        "Which chef-repo and knife.rb to use",
+        CREATED,
+        body=(schemas.CloudToolSettingInput,),
+        status=201,
+    ),
+    ("GET", "/v1/cloudtoolsettings"): Operation(
+        "Your cloud tool settings", "Megam::CloudToolSettingCollection"
+    ),
+    ("GET", "/v1/cloudtoolsettings/{id}"): Operation(
+        "One cloud tool setting (CTS…)", "Megam::CloudToolSetting"
+    ),
+    ("POST", "/v1/sshkeys/content"): Operation(
+        "An ssh key; the private key is encrypted at rest and never returned",
+        CREATED,
+        body=(schemas.SshKeyInput,),
+        status=201,
+    ),
+    ("GET", "/v1/sshkeys"): Operation("Your ssh keys (no private keys)", "Megam::SshKeyCollection"),
+    ("GET", "/v1/sshkeys/{name}"): Operation("One ssh key (no private key)", "Megam::SshKey"),
+    ("GET", "/v1/marketplaces"): Operation(
+        "The seeded marketplace", "Megam::MarketPlaceCollection"
+    ),
+    ("GET", "/v1/marketplaces/{id}"): Operation(
+        "One marketplace item, by name or id", "Megam::MarketPlace"
+    ),
+    ("POST", "/v1/marketplaceaddons/content"): Operation(
+        "Put a marketplace addon on a node (stored; no job runs for it)",
+        CREATED,
+        body=(schemas.MarketplaceAddonInput,),
+        status=201,
+    ),
+    ("GET", "/v1/marketplaceaddons/{node_id}"): Operation(
+        "The addons of a node (NOD…)", "Megam::MarketPlaceAddonCollection"
+    ),
+    ("POST", "/v1/appdefns/content"): Operation(
+        "App runtime definitions for a node", CREATED, body=(schemas.AppDefnsInput,), status=201
+    ),
+    ("POST", "/v1/appdefns/update"): Operation(
+        "Replace app definitions", CREATED, body=(schemas.AppDefnsUpdate,), status=201
+    ),
+    ("GET", "/v1/appdefns"): Operation("All your app definitions", "Megam::AppDefnsCollection"),
+    ("GET", "/v1/appdefns/{node_id}"): Operation(
+        "The app definitions of a node (NOD…)", "Megam::AppDefnsCollection"
+    ),
+    ("GET", "/v1/appdefns/{node_id}/{id}"): Operation(
+        "One app definition of a node", "Megam::AppDefns"
+    ),
+    ("POST", "/v1/boltdefns/content"): Operation(
+        "Bolt (data service) definitions for a node; apikey is encrypted and never returned",
+        CREATED,
+        body=(schemas.BoltDefnsInput,),
+        status=201,
+    ),
+    ("POST", "/v1/boltdefns/update"): Operation(
+        "Replace bolt definitions", CREATED, body=(schemas.BoltDefnsUpdate,), status=201
+    ),
+    ("GET", "/v1/boltdefns/{node_id}"): Operation(
+        "The bolt definitions of a node (NOD…)", "Megam::BoltDefnsCollection"
+    ),
+    ("POST", "/v1/appreqs/content"): Operation(
+        "An app lifecycle request (start, stop, restart, build): stored, not run in v1",
+        CREATED,
+        body=(schemas.AppReqInput,),
+        status=201,
+    ),
+    ("GET", "/v1/appreqs/{node_id}"): Operation(
+        "The app lifecycle requests of a node", "Megam::AppRequestCollection"
+    ),
+    ("POST", "/v1/boltreqs/content"): Operation(
+        "A bolt lifecycle request: stored, not run in v1",
+        CREATED,
+        body=(schemas.BoltReqInput,),
+        status=201,
+    ),
+    ("GET", "/v1/boltreqs/{node_id}"): Operation(
+        "The bolt lifecycle requests of a node", "Megam::BoltRequestCollection"
     ),
     ("GET", "/v1/openapi.json"): Operation("This document", "OpenAPI 3.1"),
     ("GET", "/healthz"): Operation("Liveness", "{status}"),
@@ -169,6 +284,8 @@ def document(app: web.Application) -> dict[str, Any]:
         if route.method == "HEAD" or route.resource is None:
             continue
         path = route.resource.canonical
+        if is_console(path):
+            continue  # the web console's pages are not API
         operation = OPERATIONS[(route.method, path)]  # a route without an entry is a bug
         paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, operation)
     return {
@@ -226,6 +343,10 @@ def _operation(method: str, path: str, op: Operation) -> dict[str, Any]:
         schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     return out
+
+
+def is_console(path: str) -> bool:
+    return path == "/" or path.startswith("/console")
 
 
 def _is_open(method: str, path: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from gateway.store.records import Retention
+
 
 def _number(name: str, default: float) -> float:
     raw = os.environ.get(name, "")
@@ -33,6 +35,27 @@ class GatewayOptions:
     page_max: int = 5_000
     keepalive_seconds: float = 15.0
     event_prefetch: int = 200
+    admin_emails: frozenset[str] = frozenset()
+    """Accounts that may run the cluster (``/v1/cluster…``, dead letters): MEGAM_ADMIN_EMAILS,
+    comma-separated. Onboarding is open, so authority is never taken from a request body."""
+    herk_silence_beats: float = 3.0
+    """A herk node is gone once it missed this many of its heartbeat intervals …"""
+    herk_silence_min_seconds: float = 15.0
+    """… and at least this long, so one late beat on a loaded machine is not a death."""
+    reconcile_interval_seconds: float = 2.0
+    """How often the reconciler looks for jobs no herk node holds any more."""
+    log_retention_days: float = 30.0
+    """Log lines older than this are dropped (MEGAM_GATEWAY_LOG_RETENTION_DAYS) …"""
+    job_retention_days: float = 365.0
+    """… and jobs finished longer ago than this, with their lines and history
+    (MEGAM_GATEWAY_JOB_RETENTION_DAYS). Nodes and unfinished jobs are kept."""
+    purge_interval_seconds: float = 3600.0
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            log_seconds=self.log_retention_days * 86400, job_seconds=self.job_retention_days * 86400
+        )
 
     @classmethod
     def from_env(cls) -> GatewayOptions:
@@ -46,4 +69,18 @@ class GatewayOptions:
                 "MEGAM_GATEWAY_PUBLISH_WAIT", default.publish_wait_seconds
             ),
             keepalive_seconds=_number("MEGAM_GATEWAY_KEEPALIVE", default.keepalive_seconds),
+            admin_emails=_emails(os.environ.get("MEGAM_ADMIN_EMAILS", "")),
+            herk_silence_min_seconds=_number(
+                "MEGAM_GATEWAY_HERK_SILENCE", default.herk_silence_min_seconds
+            ),
+            log_retention_days=_number(
+                "MEGAM_GATEWAY_LOG_RETENTION_DAYS", default.log_retention_days
+            ),
+            job_retention_days=_number(
+                "MEGAM_GATEWAY_JOB_RETENTION_DAYS", default.job_retention_days
+            ),
         )
+
+
+def _emails(raw: str) -> frozenset[str]:
+    return frozenset(email.strip().lower() for email in raw.split(",") if email.strip())

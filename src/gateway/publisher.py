@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gateway import metrics
+from gateway.group_commit import GroupCommit
 from gateway.options import GatewayOptions
 from gateway.store import Store, StoreError
 from gateway.store.records import OutboxEntry
@@ -42,6 +43,7 @@ class JobPublisher:
         self._options = options
         self._clock = clock
         self._kick = asyncio.Event()
+        self._sent: GroupCommit[str, None] = GroupCommit(self._mark_all_sent)
 
     async def publish_now(self, entries: Sequence[OutboxEntry]) -> str | None:
         """Publish freshly stored entries; on failure leave the rest to the loop.
@@ -60,9 +62,19 @@ class JobPublisher:
                 await self._defer(entries[index:], error)
                 self._kick.set()
                 return error
-            await self._store.outbox_sent(entry.job_id, self._clock())
+            await self._mark_sent(entry.job_id)
             metrics.JOBS_PUBLISHED.labels(path="direct").inc()
         return None
+
+    async def _mark_sent(self, job_id: str) -> None:
+        """Record a confirmed publish, in one store transaction with the others confirmed while
+        the previous one ran. If the gateway dies before it commits, the outbox publishes the
+        job again: a duplicate consumers recognise by its message id, never a loss."""
+        await self._sent.submit(job_id)
+
+    async def _mark_all_sent(self, job_ids: list[str]) -> list[None]:
+        await self._store.outbox_sent_all(job_ids, self._clock())
+        return [None] * len(job_ids)
 
     async def run(self) -> None:
         """Re-publish what is due, forever: every interval, or at once when kicked."""

@@ -148,3 +148,118 @@ class RequestInput(msgspec.Struct, kw_only=True):
     node_name: NodeName
     req_type: Annotated[str, msgspec.Meta(pattern=r"^(?i:delete)$")]
     command: Any = None
+
+
+class ScaleInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How many worker actors a herk node should run."""
+
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)]
+
+
+class DeadLetterSelection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which dead letters to act on: their ``id`` as listed, or every one listed (``all``)."""
+
+    ids: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=1000)
+    ] = []
+    all: bool = False
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+NodeStatusName = Literal[
+    "AM_HUNGRY", "PUBLISHED", "LAUNCHING", "RUNNING", "NOTRUNNING", "DELETED", "NONE", ""
+]
+DocumentId = Annotated[str, msgspec.Meta(pattern=r"^([A-Z]{3}[0-9]{1,20})?$")]
+
+
+class NodeUpdateInput(msgspec.Struct, kw_only=True):
+    """Megam's node update: an empty string keeps the old value."""
+
+    node_name: NodeName
+    accounts_id: Text = ""
+    status: NodeStatusName = ""
+    appdefnsid: DocumentId = ""
+    boltdefnsid: DocumentId = ""
+    new_node_name: NodeName | Literal[""] = ""
+
+
+class CloudToolSettingInput(msgspec.Struct, kw_only=True):
+    """Which chef-repo and knife.rb to use."""
+
+    cloud_type: Literal["chef"] = "chef"
+    repo_name: Name
+    repo: Text = ""
+    vault_location: Text = ""
+    conf_location: Text = ""
+
+
+class SshKeyInput(msgspec.Struct, kw_only=True):
+    """An SSH key pair. ``private_key`` is encrypted at rest and never returned."""
+
+    name: Name
+    path: Text = ""
+    public_key: Annotated[str, msgspec.Meta(max_length=16 * 1024)] = ""
+    private_key: SecretValue = ""
+
+
+class MarketplaceAddonInput(msgspec.Struct, kw_only=True):
+    node_name: NodeName
+    marketplace_id: Name
+    config: dict[Name, dict[Name, Text]] = {}
+
+
+class AppDefns(msgspec.Struct, kw_only=True):
+    timetokill: Text = ""
+    metered: Text = ""
+    logging: Text = ""
+    runtime_exec: Text = ""
+    env_sh: Text = ""
+
+
+class BoltDefns(AppDefns, kw_only=True):
+    username: Text = ""
+    apikey: SecretValue = ""
+    """Encrypted at rest, never returned."""
+    store_name: Text = ""
+    url: Text = ""
+    prime: Text = ""
+
+
+class AppDefnsInput(msgspec.Struct, kw_only=True):
+    node_name: NodeName
+    appdefns: AppDefns
+
+
+class AppDefnsUpdate(msgspec.Struct, kw_only=True):
+    id: DocumentId
+    node_name: NodeName
+    appdefns: AppDefns
+
+
+class BoltDefnsInput(msgspec.Struct, kw_only=True):
+    node_name: NodeName
+    boltdefns: BoltDefns
+
+
+class BoltDefnsUpdate(msgspec.Struct, kw_only=True):
+    id: DocumentId
+    node_name: NodeName
+    boltdefns: BoltDefns
+
+
+class LifecycleRequestInput(msgspec.Struct, kw_only=True):
+    """An app or bolt lifecycle request for a node (Megam's AppReq/BoltReq)."""
+
+    node_name: NodeName
+    req_type: Literal["start", "stop", "restart", "build"]
+    lc_apply: Text = ""
+    lc_additional: Text = ""
+    lc_when: Text = ""
+
+
+class AppReqInput(LifecycleRequestInput, kw_only=True):
+    appdefns_id: DocumentId = ""
+
+
+class BoltReqInput(LifecycleRequestInput, kw_only=True):
+    boltdefns_id: DocumentId = ""

@@ -11,11 +11,13 @@ import asyncio
 import collections
 import dataclasses
 import weakref
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal, TypeVar, cast
 
 from gateway.store import Store
 from gateway.store.records import Job, LogLine, Node
+
+T = TypeVar("T")
 
 
 class Notifier:
@@ -24,6 +26,8 @@ class Notifier:
             weakref.WeakValueDictionary()
         )
         self._status_versions: collections.Counter[str] = collections.Counter()
+        self._versions: collections.Counter[str] = collections.Counter()
+        self._reads: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self.closed = asyncio.Event()
 
     def watch(self, node_id: str) -> asyncio.Event:
@@ -34,6 +38,7 @@ class Notifier:
         return wakeup
 
     def notify(self, node_id: str, *, status: bool = False) -> None:
+        self._versions[node_id] += 1
         if status:
             self._status_versions[node_id] += 1
         wakeup = self._wakeups.pop(node_id, None)
@@ -42,6 +47,21 @@ class Notifier:
 
     def status_version(self, node_id: str) -> int:
         return self._status_versions[node_id]
+
+    async def shared_read(
+        self, node_id: str, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``read()``, or the result of an identical read of the node that started after its
+        latest notify (so it sees everything this caller was woken for). A hundred followers
+        of one chatty job then cost one store query per wake-up, not a hundred."""
+        full_key = (node_id, self._versions[node_id], *key)
+        pending = self._reads.get(full_key)
+        if pending is None:
+            pending = asyncio.ensure_future(read())
+            self._reads[full_key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(full_key, None))
+        # shielded: one follower hanging up must not cancel the read the others wait for
+        return cast(T, await asyncio.shield(pending))
 
     def close(self) -> None:
         """Shutting down: every follower ends after its current step."""
@@ -120,14 +140,20 @@ class Follow:
                 yield [TailItem("keepalive", cursor)]
 
     async def _lines(self, *, after: int | None = None, tail: int | None = None) -> list[LogLine]:
-        return await self.store.log_lines(
-            self.node.account_id,
-            self.node.id,
-            after=after,
-            tail=tail,
-            job_id=self.job_id,
-            limit=self.batch if after is not None else max(tail or 0, 1),
-        )
+        limit = self.batch if after is not None else max(tail or 0, 1)
+
+        def read() -> Awaitable[list[LogLine]]:
+            return self.store.log_lines(
+                self.node.account_id,
+                self.node.id,
+                after=after,
+                tail=tail,
+                job_id=self.job_id,
+                limit=limit,
+            )
+
+        key = ("lines", self.node.account_id, self.job_id, after, tail, limit)
+        return await self.notifier.shared_read(self.node.id, key, read)
 
     async def _status(self) -> dict[str, Any]:
         node = await self.store.node_by_id(self.node.account_id, self.node.id) or self.node

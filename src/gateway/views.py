@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 from gateway import envelope
+from gateway.cluster_view import ClusterSnapshot
 from gateway.store.records import (
     Account,
     HerkNode,
@@ -16,6 +17,7 @@ from gateway.store.records import (
     Node,
     PredefCloud,
 )
+from gateway.waiting import waiting_reason
 
 
 def iso(epoch: float) -> str:
@@ -53,7 +55,7 @@ def predef_cloud(record: PredefCloud) -> dict[str, Any]:
     )
 
 
-def node(record: Node, jobs: list[Job]) -> dict[str, Any]:
+def node(record: Node, jobs: list[Job], cluster: ClusterSnapshot | None = None) -> dict[str, Any]:
     latest = jobs[-1] if jobs else None
     return envelope.obj(
         "Node",
@@ -63,29 +65,30 @@ def node(record: Node, jobs: list[Job]) -> dict[str, Any]:
             "accounts_id": record.account_id,
             "node_type": record.node_type,
             "status": record.status,
-            "request": _request_summary(latest) if latest else {},
+            "request": _request_summary(latest, cluster) if latest else {},
             "predefs": record.predefs,
             "predefcloud": record.cloud.name,
             "cloud": {"name": record.cloud.name, "cctype": record.cloud.cctype},
-            "appdefnsid": "",
-            "boltdefnsid": "",
+            "appdefnsid": record.appdefnsid,
+            "boltdefnsid": record.boltdefnsid,
             "created_at": iso(record.created_at),
             "updated_at": iso(record.updated_at),
         },
     )
 
 
-def _request_summary(job: Job) -> dict[str, Any]:
+def _request_summary(job: Job, cluster: ClusterSnapshot | None) -> dict[str, Any]:
     return {
         "req_id": job.id,
         "req_type": job.req_type,
         "command": job.job_type,
         "state": job.state,
         "reason": job.reason,
+        "waiting_reason": waiting_reason(job, cluster) if cluster else None,
     }
 
 
-def request(job: Job) -> dict[str, Any]:
+def request(job: Job, cluster: ClusterSnapshot | None = None) -> dict[str, Any]:
     """Megam's Request, plus what the original lacked: state, reason and history."""
     return envelope.obj(
         "Request",
@@ -97,6 +100,7 @@ def request(job: Job) -> dict[str, Any]:
             "command": {"type": job.job_type, "params": job.params},
             "state": job.state,
             "reason": job.reason,
+            "waiting_reason": waiting_reason(job, cluster) if cluster else None,
             "exit_code": job.exit_code,
             "attempts": job.attempt,
             "herk": job.herk,
@@ -132,17 +136,23 @@ def metric_sample(sample: MetricSample) -> dict[str, Any]:
     return {"name": sample.name, "value": sample.value, "at": iso(sample.at)}
 
 
-def herk_node(record: HerkNode, visible_jobs: set[str], now: float) -> dict[str, Any]:
+def herk_node(record: HerkNode, now: float, alive: bool) -> dict[str, Any]:
     return envelope.obj(
         "HerkNode",
         {
             "name": record.name,
+            "alive": alive,
             "workers": record.workers,
             "busy": record.busy,
-            "inflight": [job for job in record.inflight if job in visible_jobs],
+            "inflight": list(record.inflight),
+            "jobs": [
+                {"job_id": h.job_id, "attempt": h.attempt, "accepted": h.accepted}
+                for h in record.held
+            ],
             "version": record.version,
             "uptime_seconds": max(0.0, round(record.last_seen - record.started_at, 3)),
             "draining": record.draining,
+            "heartbeat_interval": record.interval,
             "last_seen": iso(record.last_seen),
             "seconds_since_seen": max(0.0, round(now - record.last_seen, 3)),
         },

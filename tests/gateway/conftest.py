@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,11 +29,15 @@ from megam.snowflake import Generator
 
 T = TypeVar("T")
 
+OPS_EMAIL = "ops@example.com"
+"""The cluster operator of every test app (``MEGAM_ADMIN_EMAILS``)."""
+
 FAST = GatewayOptions(
     publish_wait_seconds=1.0,
     outbox_interval_seconds=0.05,
     outbox_max_backoff_seconds=0.2,
     keepalive_seconds=0.5,
+    admin_emails=frozenset({OPS_EMAIL}),
 )
 
 
@@ -119,6 +123,12 @@ class Gateway:
     async def tenant(self) -> Api:
         """A new account with a ``local`` cloud."""
         api = await self.onboard()
+        await api.add_local_cloud()
+        return api
+
+    async def operator(self) -> Api:
+        """The cluster operator (also a tenant with a ``local`` cloud): may call every route."""
+        api = await self.onboard(OPS_EMAIL)
         await api.add_local_cloud()
         return api
 
@@ -213,6 +223,23 @@ def launched(gateway: Gateway) -> Callable[..., Awaitable[tuple[Api, dict[str, A
     return launch
 
 
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[str]:
+    """A MongoDB wire-protocol server (SecantusDB, in memory) for the whole session: its URI."""
+    secantus = pytest.importorskip("secantus", reason="pip install -e '.[test]' (secantusdb)")
+    with secantus.SecantusDBServer(storage_path=":memory:", ttl_sweep_seconds=0.5) as server:
+        yield server.uri
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def mongo_url(mongo_server: str) -> str:
+    """A database of its own on the session's server, for one test."""
+    return f"{mongo_server.rstrip('/')}/megam_test_{next(_databases)}"
+
+
 @pytest.fixture
 def sealer() -> Sealer:
     return Sealer(Fernet.generate_key())
@@ -255,6 +282,26 @@ async def gateway(
 ) -> Gateway:
     client = await aiohttp_client(make_app(embedded_bus))
     return Gateway(client, embedded_bus, sealer, tmp_path / "megam.db")
+
+
+@pytest.fixture
+def gateway_with(
+    aiohttp_client: Any, embedded_bus: Bus, make_app: AppFactory, sealer: Sealer, tmp_path: Path
+) -> Callable[..., Awaitable[Gateway]]:
+    """The gateway with some options changed from the test defaults (use instead of
+    ``gateway``, not beside it: both would share one database)."""
+
+    async def make(**changes: Any) -> Gateway:
+        app = make_app(embedded_bus, dataclasses.replace(FAST, **changes))
+        return Gateway(await aiohttp_client(app), embedded_bus, sealer, tmp_path / "megam.db")
+
+    return make
+
+
+@pytest.fixture
+async def ops(gateway: Gateway) -> Api:
+    """The cluster operator's account."""
+    return await gateway.onboard(OPS_EMAIL)
 
 
 @pytest.fixture

@@ -234,10 +234,10 @@ class TestLogAndMetricEvents:
         samples = await eventually(lambda: _metrics(api, "web.local"))
         assert [(s["name"], s["value"]) for s in samples] == [("cpu_system", 0.5)]
 
-    async def test_heartbeats_show_the_cluster(
-        self, launched: Any, herk: Any, eventually: Any
+    async def test_heartbeats_show_the_cluster_to_operators(
+        self, launched: Any, herk: Any, eventually: Any, ops: Any
     ) -> None:
-        api, job = await launched()
+        _, job = await launched()
         beat = wire.Heartbeat(
             herk="herk-1",
             workers=4,
@@ -248,10 +248,11 @@ class TestLogAndMetricEvents:
             at=time.time(),
         )
         await herk.publish(topology.heartbeat_key("herk-1"), wire.encode(beat))
-        cluster = await eventually(lambda: _cluster(api))
+        cluster = await eventually(lambda: _cluster(ops))
         [node] = cluster["results"]
         assert (node["name"], node["workers"], node["busy"]) == ("herk-1", 4, 1)
-        assert node["inflight"] == [job["id"]]  # another account's job is not shown
+        assert (node["alive"], node["uptime_seconds"] >= 60) == (True, True)
+        assert node["inflight"] == [job["id"], "RIP999"]
 
 
 class TestMalformedEvents:

@@ -86,3 +86,57 @@ async def test_a_malformed_event_is_parked_with_its_reason(
     assert parked.message_id == "m-1"
     assert parked.headers[topology.REASON_HEADER].startswith("invalid JSON")
     assert await herk.queue_depth(topology.GATEWAY_EVENTS.name) == 0
+
+
+async def test_dead_letters_are_peeked_then_requeued_on_the_real_broker(
+    rabbit: dict[str, Any], collector: Any, signed: Any, eventually: Any
+) -> None:
+    api, herk = rabbit["api"], rabbit["herk"]
+    onboarded = await api.client.post("/v1/accounts/content", json={"email": "ops@example.com"})
+    account = await onboarded.json()
+    ops = signed(api.client, account["email"], account["api_key"])
+    bodies = {}
+    for job_id in ("RIP11", "RIP12"):
+        request = wire.JobRequest(
+            job_id=job_id, type="local.create", node="d.local", account="ACT1", correlation_id="c"
+        )
+        bodies[job_id] = wire.encode(request)
+        await herk.publish(
+            topology.DEAD.name,
+            topology.HERK_REQUESTS.name,
+            bodies[job_id],
+            headers={topology.REASON_HEADER: f"reason of {job_id}"},
+        )
+    listed = (await ops.ok("/v1/cluster/deadletters"))["results"]
+    assert sorted((d["id"], d["reason"]) for d in listed) == [
+        ("RIP11", "reason of RIP11"),
+        ("RIP12", "reason of RIP12"),
+    ]
+
+    async def both_back() -> bool:  # the peek hands them back; the queue counts them soon after
+        return (await ops.ok("/v1/cluster"))["dead_letters"] == 2
+
+    await eventually(both_back)
+
+    requests = collector()
+    await herk.consume(topology.HERK_REQUESTS.name, requests, prefetch=10)
+    response = await ops.post("/v1/cluster/deadletters/requeue", {"ids": ["RIP12"]})
+    assert response.status == 200, await response.text()
+    [delivery] = await requests.wait_for(1)
+    assert (delivery.body, delivery.routing_key) == (bodies["RIP12"], "job.local.create")
+    left = (await ops.ok("/v1/cluster/deadletters"))["results"]
+    assert [d["id"] for d in left] == ["RIP11"]
+
+
+async def test_a_cancel_reaches_every_herk_node_on_the_real_broker(
+    rabbit: dict[str, Any], collector: Any
+) -> None:
+    api, herk = rabbit["api"], rabbit["herk"]
+    commands = collector()
+    await herk.consume_temporary([(topology.CONTROL.name, "control.all")], commands)
+    [job_id] = await api.launch("cancel.local")
+    response = await api.post(f"/v1/jobs/{job_id}/cancel", {})
+    assert response.status == 202, await response.text()
+    [delivery] = await commands.wait_for(1)
+    command = wire.decode(delivery.body, wire.ControlCommand)
+    assert (command.command, command.job_id) == ("cancel", job_id)

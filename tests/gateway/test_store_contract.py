@@ -11,13 +11,15 @@ import pytest
 from msgspec.structs import replace
 
 from gateway import jobs
-from gateway.store import Conflict, Store, store_for_url
+from gateway.store import Conflict, NotStored, Store, store_for_url
 from gateway.store.records import (
     Account,
     CloudTarget,
+    Document,
     Job,
     Launch,
     Node,
+    NodeChange,
     OutboxEntry,
     PredefCloud,
 )
@@ -31,9 +33,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}{next(_ids)}"
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "mongodb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    adapter = store_for_url(f"sqlite:///{tmp_path / 'contract.db'}")
+    if request.param == "mongodb":
+        url = request.getfixturevalue("mongo_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+    adapter = store_for_url(url)
     await adapter.open()
     yield adapter
     await adapter.close()
@@ -184,6 +190,24 @@ class TestNodesAndJobs:
         assert await store.node(owner.id, "a.local") is None
         assert await store.outbox_size() == 1
 
+    async def test_launch_groups_succeed_or_fail_each_on_their_own(self, store: Store) -> None:
+        owner = await account(store)
+        first, clash, other = (
+            launch(owner, "g1.local"),
+            launch(owner, "g1.local"),
+            launch(owner, "g2.local"),
+        )
+        both = [launch(owner, "g3.local"), launch(owner, "g2.local")]
+        results = await store.add_launch_groups([[first], [clash], [other], both])
+        assert [type(r).__name__ for r in results] == [
+            "NoneType",
+            "Conflict",
+            "NoneType",
+            "Conflict",
+        ]
+        assert sorted(n.name for n in await store.nodes(owner.id)) == ["g1.local", "g2.local"]
+        assert await store.outbox_size() == 2  # the refused groups left nothing behind
+
     async def test_node_names_are_unique_across_accounts_while_alive(self, store: Store) -> None:
         ann, bob = await account(store), await account(store)
         await store.add_launches([launch(ann, "shared.local")])
@@ -295,6 +319,131 @@ class TestStatusEvents:
         assert (await store.job(owner.id, first.job.id)).state == "queued"
 
 
+def document(owner: Account, kind: str, name: str | None = None, node_id: str = "") -> Document:
+    doc_id = new_id("SSH")
+    return Document(
+        kind=kind,
+        id=doc_id,
+        account_id=owner.id,
+        name=name or doc_id,
+        node_id=node_id,
+        body={"path": "/k"},
+        secret_encrypted="token",
+        created_at=time.time(),
+        updated_at=time.time(),
+    )
+
+
+class TestDocuments:
+    async def test_found_by_id_or_name_within_the_account_and_kind(self, store: Store) -> None:
+        owner, other = await account(store), await account(store)
+        key = document(owner, "sshkey", "deploy")
+        await store.add_document(key)
+        assert await store.document(owner.id, "sshkey", "deploy") == key
+        assert await store.document(owner.id, "sshkey", key.id) == key
+        assert await store.document(other.id, "sshkey", "deploy") is None
+        assert await store.document(owner.id, "appdefns", "deploy") is None
+        with pytest.raises(Conflict):
+            await store.add_document(document(owner, "sshkey", "deploy"))
+        await store.add_document(document(other, "sshkey", "deploy"))  # names are per account
+
+    async def test_listed_per_node_and_replaced_only_by_their_owner(self, store: Store) -> None:
+        owner, other = await account(store), await account(store)
+        a, b = (
+            document(owner, "appdefns", node_id="NOD1"),
+            document(owner, "appdefns", node_id="NOD2"),
+        )
+        await store.add_document(a)
+        await store.add_document(b)
+        assert await store.documents(owner.id, "appdefns", node_id="NOD2") == [b]
+        assert await store.documents(owner.id, "appdefns") == [a, b]
+        assert not await store.replace_document(replace(a, account_id=other.id, body={}))
+        assert await store.replace_document(replace(a, body={"env_sh": "x"}))
+        assert (await store.document(owner.id, "appdefns", a.id)).body == {"env_sh": "x"}
+
+
+class TestNodeUpdates:
+    async def test_changes_apply_and_empty_fields_keep_the_old_value(self, store: Store) -> None:
+        owner = await account(store)
+        first = launch(owner, "n.local")
+        await store.add_launches([first])
+        updated = await store.update_node(
+            owner.id, "n.local", NodeChange(status="RUNNING", appdefnsid="ADF1"), 5.0
+        )
+        assert (updated.status, updated.appdefnsid, updated.name) == ("RUNNING", "ADF1", "n.local")
+        again = await store.update_node(owner.id, "n.local", NodeChange(boltdefnsid="BDF1"), 6.0)
+        assert (again.status, again.appdefnsid, again.boltdefnsid) == ("RUNNING", "ADF1", "BDF1")
+        assert await store.node(owner.id, "n.local") == again
+
+    async def test_renames_wait_for_jobs_and_names_stay_unique(self, store: Store) -> None:
+        owner, other = await account(store), await account(store)
+        first, taken = launch(owner, "a.local"), launch(other, "b.local")
+        await store.add_launches([first])
+        await store.add_launches([taken])
+        with pytest.raises(Conflict):
+            await store.update_node(owner.id, "a.local", NodeChange(new_name="c.local"), 1.0)
+        await store.apply_status(status(first, "succeeded", seq=2))
+        with pytest.raises(Conflict):
+            await store.update_node(owner.id, "a.local", NodeChange(new_name="b.local"), 1.0)
+        await store.update_node(owner.id, "a.local", NodeChange(new_name="c.local"), 1.0)
+        assert (await store.node(owner.id, "c.local")).id == first.node.id
+        with pytest.raises(NotStored):
+            await store.update_node(other.id, "c.local", NodeChange(status="NONE"), 1.0)
+
+
+class TestCancels:
+    async def test_a_job_still_in_the_outbox_ends_cancelled_and_leaves_it(
+        self, store: Store
+    ) -> None:
+        owner = await account(store)
+        first = launch(owner, "c.local")
+        await store.add_launches([first])
+        outcome = await store.cancel_job(owner.id, first.job.id, "ann@example.com", time.time())
+        assert outcome is not None and outcome.ended_here
+        assert (outcome.job.state, outcome.node_id) == ("cancelled", first.node.id)
+        assert await store.outbox_size() == 0
+        assert (await store.node(owner.id, "c.local")).status == "NOTRUNNING"
+        late = await store.apply_status(status(first, "running", seq=1))
+        assert (late.applied, late.why) == (False, "job already ended (cancelled)")
+
+    async def test_a_published_job_keeps_its_state_and_records_the_request(
+        self, store: Store
+    ) -> None:
+        owner = await account(store)
+        first = launch(owner, "c.local")
+        await store.add_launches([first])
+        await store.outbox_sent(first.job.id, time.time())
+        outcome = await store.cancel_job(owner.id, first.job.id, "ann@example.com", time.time())
+        assert outcome is not None and not outcome.ended_here
+        assert outcome.job.state == "queued"
+        assert outcome.job.history[-1].reason.startswith("cancel requested by ann@example.com")
+        assert (await store.apply_status(status(first, "cancelled", seq=2))).applied
+
+    async def test_only_the_owner_can_cancel_and_an_ended_job_stays_ended(
+        self, store: Store
+    ) -> None:
+        owner, other = await account(store), await account(store)
+        first = launch(owner, "c.local")
+        await store.add_launches([first])
+        assert await store.cancel_job(other.id, first.job.id, "x@example.com", 1.0) is None
+        await store.apply_status(status(first, "succeeded", seq=2))
+        outcome = await store.cancel_job(owner.id, first.job.id, "ann@example.com", 2.0)
+        assert outcome is not None and (outcome.job.state, outcome.ended_here) == (
+            "succeeded",
+            False,
+        )
+
+    async def test_running_jobs_of_every_account_are_listed(self, store: Store) -> None:
+        one, two = await account(store), await account(store)
+        a, b, c = launch(one, "a.local"), launch(two, "b.local"), launch(two, "c.local")
+        await store.add_launches([a])
+        await store.add_launches([b, c])
+        for running in (a, b):
+            await store.apply_status(status(running, "running", seq=1, herk="h1"))
+        found = await store.running_jobs()
+        assert sorted((j.id, j.herk) for j in found) == sorted([(a.job.id, "h1"), (b.job.id, "h1")])
+
+
 class TestLogLines:
     async def test_lines_are_kept_once_with_increasing_ids(self, store: Store) -> None:
         owner = await account(store)
@@ -363,6 +512,56 @@ class TestMetricsAndHeartbeats:
             ("RIP1",),
             50.0,
         )
+
+    async def test_a_heartbeat_keeps_the_jobs_it_holds_and_its_interval(self, store: Store) -> None:
+        held = [wire.HeldJob(job_id="RIP1", attempt=2, accepted=True, since=10.0)]
+        beat = wire.Heartbeat(
+            herk="h1", workers=1, busy=1, inflight=["RIP1"], version="1", started_at=1.0,
+            at=50.0, jobs=held, interval=5.0,
+        )  # fmt: skip
+        await store.record_heartbeat(beat)
+        [herk] = await store.herk_nodes()
+        assert (herk.held, herk.interval, herk.holds("RIP1"), herk.holds("RIP2")) == (
+            tuple(held),
+            5.0,
+            True,
+            False,
+        )
+
+
+class TestRetention:
+    async def test_old_lines_and_long_finished_jobs_go_the_rest_stays(self, store: Store) -> None:
+        owner = await account(store)
+        old, running = launch(owner, "old.local"), launch(owner, "run.local")
+        await store.add_launches([old, running])
+        now = time.time()
+        await store.apply_status(replace(status(old, "succeeded", seq=2), at=now - 400 * 86400))
+        await store.apply_status(replace(status(running, "running", seq=1), at=now - 400 * 86400))
+        stale = replace(
+            log_event(running, ["old line"]),
+            lines=[wire.LogLine(seq=0, stream="stdout", text="old line", at=now - 40 * 86400)],
+        )
+        fresh = replace(
+            log_event(running, ["new line"], first=1),
+            lines=[wire.LogLine(seq=1, stream="stdout", text="new line", at=now)],
+        )
+        await store.add_log_lines(stale)
+        await store.add_log_lines(fresh)
+        await store.add_log_lines(
+            replace(
+                log_event(old, ["done"]),
+                lines=[wire.LogLine(seq=0, stream="stdout", text="done", at=now)],
+            )
+        )
+
+        lines, jobs = await store.purge(now)
+
+        assert (lines, jobs) == (2, 1)  # the stale line; the old job and its line
+        assert await store.job(owner.id, old.job.id) is None
+        assert (await store.job(owner.id, running.job.id)).state == "running"
+        kept = await store.log_lines(owner.id, running.node.id)
+        assert [line.text for line in kept] == ["new line"]
+        assert (await store.node(owner.id, "old.local")).status == "RUNNING"
 
 
 class TestDurability:

@@ -43,9 +43,83 @@ PROBES: dict[tuple[str, str], tuple[str, Any, int]] = {
     ("GET", "/v1/predefclouds"): ("/v1/predefclouds", None, 200),
     ("GET", "/v1/nodes"): ("/v1/nodes", None, 200),
     ("GET", "/v1/requests"): ("/v1/requests", None, 200),
-    ("GET", "/v1/cluster"): ("/v1/cluster", None, 200),
+    ("POST", "/v1/jobs/{job_id}/cancel"): ("/v1/jobs/{job}/cancel", {}, 404),
     ("GET", "/v1/logs/search"): (f"/v1/logs/search?q={SECRET}", None, 200),
+    # operators only
+    ("GET", "/v1/cluster"): ("/v1/cluster", None, 403),
+    ("POST", "/v1/cluster/{herk}/drain"): ("/v1/cluster/h1/drain", {}, 403),
+    ("POST", "/v1/cluster/{herk}/scale"): ("/v1/cluster/h1/scale", {"workers": 1}, 403),
+    ("GET", "/v1/cluster/deadletters"): ("/v1/cluster/deadletters", None, 403),
+    ("POST", "/v1/cluster/deadletters/requeue"): (
+        "/v1/cluster/deadletters/requeue",
+        {"all": True},
+        403,
+    ),
+    ("POST", "/v1/cluster/deadletters/discard"): (
+        "/v1/cluster/deadletters/discard",
+        {"all": True},
+        403,
+    ),
+    ("POST", "/v1/nodes/update"): (
+        "/v1/nodes/update",
+        {"node_name": "ann.local", "status": "RUNNING", "new_node_name": "bob.local"},
+        404,
+    ),
+    ("GET", "/v1/cloudtoolsettings/{id}"): ("/v1/cloudtoolsettings/{cts}", None, 404),
+    ("GET", "/v1/sshkeys/{name}"): ("/v1/sshkeys/ann-key", None, 404),
+    ("POST", "/v1/marketplaceaddons/content"): (
+        "/v1/marketplaceaddons/content",
+        {"node_name": "ann.local", "marketplace_id": "wordpress"},
+        404,
+    ),
+    ("GET", "/v1/marketplaceaddons/{node_id}"): ("/v1/marketplaceaddons/{node}", None, 404),
+    ("POST", "/v1/appdefns/content"): (
+        "/v1/appdefns/content",
+        {"node_name": "ann.local", "appdefns": {}},
+        404,
+    ),
+    ("POST", "/v1/appdefns/update"): (
+        "/v1/appdefns/update",
+        {"id": "{adf}", "node_name": "ann.local", "appdefns": {"runtime_exec": "bob"}},
+        404,
+    ),
+    ("GET", "/v1/appdefns/{node_id}"): ("/v1/appdefns/{node}", None, 404),
+    ("GET", "/v1/appdefns/{node_id}/{id}"): ("/v1/appdefns/{node}/{adf}", None, 404),
+    ("POST", "/v1/boltdefns/content"): (
+        "/v1/boltdefns/content",
+        {"node_name": "ann.local", "boltdefns": {}},
+        404,
+    ),
+    ("POST", "/v1/boltdefns/update"): (
+        "/v1/boltdefns/update",
+        {"id": "{bdf}", "node_name": "ann.local", "boltdefns": {"apikey": "bob"}},
+        404,
+    ),
+    ("GET", "/v1/boltdefns/{node_id}"): ("/v1/boltdefns/{node}", None, 404),
+    ("POST", "/v1/appreqs/content"): (
+        "/v1/appreqs/content",
+        {"node_name": "ann.local", "req_type": "stop"},
+        404,
+    ),
+    ("GET", "/v1/appreqs/{node_id}"): ("/v1/appreqs/{node}", None, 404),
+    ("POST", "/v1/boltreqs/content"): (
+        "/v1/boltreqs/content",
+        {"node_name": "ann.local", "req_type": "stop"},
+        404,
+    ),
+    ("GET", "/v1/boltreqs/{node_id}"): ("/v1/boltreqs/{node}", None, 404),
+    ("GET", "/v1/cloudtoolsettings"): ("/v1/cloudtoolsettings", None, 200),
+    ("GET", "/v1/sshkeys"): ("/v1/sshkeys", None, 200),
+    ("GET", "/v1/appdefns"): ("/v1/appdefns", None, 200),
     # shared or self-only by nature
+    ("POST", "/v1/cloudtoolsettings/content"): (
+        "/v1/cloudtoolsettings/content",
+        {"repo_name": "ann-repo"},
+        201,
+    ),
+    ("POST", "/v1/sshkeys/content"): ("/v1/sshkeys/content", {"name": "ann-key"}, 201),
+    ("GET", "/v1/marketplaces"): ("/v1/marketplaces", None, 200),
+    ("GET", "/v1/marketplaces/{id}"): ("/v1/marketplaces/wordpress", None, 200),
     ("POST", "/v1/auth"): ("/v1/auth", {}, 200),
     ("POST", "/v1/predefclouds/content"): (
         "/v1/predefclouds/content",
@@ -60,7 +134,7 @@ PROBES: dict[tuple[str, str], tuple[str, Any, int]] = {
 
 
 @pytest.fixture
-async def ann(gateway: Any, herk: Any, job_of: Any, eventually: Any) -> dict[str, Any]:
+async def ann(gateway: Any, herk: Any, job_of: Any, eventually: Any, ops: Any) -> dict[str, Any]:
     """Ann's account with a cloud, a node, its job, a log line with a secret, and a metric."""
     api = await gateway.onboard("ann@example.com")
     await api.add_local_cloud("ann-cloud")
@@ -85,11 +159,24 @@ async def ann(gateway: Any, herk: Any, job_of: Any, eventually: Any) -> dict[str
     async def all_applied() -> bool:
         logs = await api.ok("/v1/nodes/ann.local/logs")
         metrics = await api.ok("/v1/nodes/ann.local/metrics")
-        cluster = await api.ok("/v1/cluster")
+        cluster = await ops.ok("/v1/cluster")
         return bool(logs["results"] and metrics["results"] and cluster["results"])
 
     await eventually(all_applied)
-    return {"api": api, "job": job}
+    ids = {"job": job["id"], "node": (await api.node("ann.local"))["id"]}
+    ann_node = {"node_name": "ann.local"}
+    documents = (
+        ("cts", "/v1/cloudtoolsettings/content", {"repo_name": "ann-repo"}),
+        ("ssh", "/v1/sshkeys/content", {"name": "ann-key", "private_key": SECRET}),
+        ("adf", "/v1/appdefns/content", {**ann_node, "appdefns": {"env_sh": "a"}}),
+        ("bdf", "/v1/boltdefns/content", {**ann_node, "boltdefns": {"apikey": SECRET}}),
+        ("aon", "/v1/marketplaceaddons/content", {**ann_node, "marketplace_id": "riak"}),
+        ("apr", "/v1/appreqs/content", {**ann_node, "req_type": "start"}),
+    )
+    for key, path, body in documents:
+        [message] = await api.created(path, body)
+        ids[key] = message["id"]
+    return {"api": api, "job": job, "ids": ids}
 
 
 def test_every_signed_route_has_a_probe(gateway: Any) -> None:
@@ -108,14 +195,16 @@ async def test_an_intruder_sees_nothing_of_anns(
 ) -> None:
     bob = await gateway.onboard("bob@example.com")
     path, body, expected = probe
-    path = path.format(job=ann["job"]["id"])
+    path = path.format(**ann["ids"])
+    if isinstance(body, dict):
+        body = {k: v.format(**ann["ids"]) if isinstance(v, str) else v for k, v in body.items()}
     async with asyncio.timeout(10):  # a leaking live tail would otherwise never end
         path, _, query = path.partition("?")
         params = dict(urllib.parse.parse_qsl(query))
         response = await (bob.get(path, **params) if body is None else bob.post(path, body))
         assert response.status == expected, response.status
         text = await response.text()
-    for leak in (SECRET, ann["job"]["id"], "ann.local", "ann@example.com"):
+    for leak in (SECRET, "ann.local", "ann@example.com", *ann["ids"].values()):
         if expected != 404:  # a 404 may repeat the name the intruder asked for
             assert leak not in text, (route, leak)
     assert await _ann_untouched(ann)
@@ -126,10 +215,19 @@ async def _ann_untouched(ann: dict[str, Any]) -> bool:
     requests = await api.ok("/v1/requests/ann.local")
     node = await api.node("ann.local")
     cloud = await api.ok("/v1/predefclouds/ann-cloud")
+    appdefns = await api.ok(f"/v1/appdefns/{node['id']}")
+    boltdefns = await api.ok(f"/v1/boltdefns/{node['id']}")
     return (
-        [r["req_type"] for r in requests["results"]] == ["create"]
-        and node["status"] == "LAUNCHING"
-        and cloud["spec"]["type_name"] == "local"
+        [d["env_sh"] for d in appdefns["results"]] == ["a"]
+        and [d["has_apikey"] for d in boltdefns["results"]] == [True]
+        and len((await api.ok(f"/v1/appreqs/{node['id']}"))["results"]) == 1
+        and len((await api.ok(f"/v1/marketplaceaddons/{node['id']}"))["results"]) == 1
+        and (
+            [(r["req_type"], r["state"]) for r in requests["results"]] == [("create", "queued")]
+            and "cancel" not in requests["results"][0]["reason"]
+            and node["status"] == "LAUNCHING"
+            and cloud["spec"]["type_name"] == "local"
+        )
     )
 
 

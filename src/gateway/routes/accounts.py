@@ -29,7 +29,7 @@ async def create_account(request: web.Request) -> web.Response:
         id=await svc.new_id("ACT"),
         email=body.email.lower(),
         api_key_encrypted=svc.sealer.encrypt(api_key),
-        authority=body.authority,
+        authority="admin" if body.email.lower() in svc.options.admin_emails else body.authority,
         created_at=time.time(),
     )
     try:

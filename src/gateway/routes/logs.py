@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any, Final
 
 import orjson
@@ -17,6 +18,7 @@ from gateway import envelope, metrics, query, views
 from gateway.errors import BadRequest
 from gateway.routes.nodes import node_of_caller
 from gateway.services import request_id, services
+from gateway.store.records import LogLine
 from gateway.tail import Follow, TailItem
 
 routes = web.RouteTableDef()
@@ -150,4 +152,11 @@ def encode_event(item: TailItem) -> bytes:
         data = orjson.dumps(envelope.obj("NodeStatus", item.status or {}))
         return b"id: %d\nevent: status\ndata: %s\n\n" % (item.cursor, data)
     assert item.line is not None
-    return b"id: %d\ndata: %s\n\n" % (item.cursor, orjson.dumps(views.log_line(item.line)))
+    return _line_event(item.line)
+
+
+@functools.lru_cache(maxsize=20_000)
+def _line_event(line: LogLine) -> bytes:
+    # Followers of one job share the LogLine objects of one store read (Notifier.shared_read):
+    # each line is encoded once, not once per follower.
+    return b"id: %d\ndata: %s\n\n" % (line.id, orjson.dumps(views.log_line(line)))

@@ -13,9 +13,9 @@ from aiohttp import web
 from gateway import bodies, envelope, jobs, views
 from gateway.errors import AlreadyExists, BadRequest, NotFound, Unavailable
 from gateway.lifecycle import NodeStatus, ReqType
+from gateway.node_views import CachedView
 from gateway.schemas import NodeCreate, NodeLaunch
-from gateway.services import Services, caller, request_id, services
-from gateway.store import Conflict
+from gateway.services import Services, caller, cluster_for, request_id, services
 from gateway.store.records import Account, CloudTarget, Job, Launch, Node
 from megam.secrets import SecretError
 
@@ -40,12 +40,12 @@ async def launch_nodes(request: web.Request) -> web.Response:
     account = caller(request)
     plan = await _plan(svc, account, await bodies.json_object(request))
     launches = [await _launch(svc, account, plan, name, request_id(request)) for name in plan.names]
-    try:
-        await svc.store.add_launches(launches)
-    except Conflict as exc:
+    conflict = await svc.launches.submit(launches)
+    if conflict is not None:
         raise AlreadyExists(
-            str(exc), more="a node name is in use until its node is deleted; nothing was launched"
-        ) from None
+            str(conflict),
+            more="a node name is in use until its node is deleted; nothing was launched",
+        )
     error = await svc.publisher.publish_now([launch.outbox for launch in launches])
     messages = [
         envelope.message(
@@ -74,7 +74,7 @@ async def _plan(svc: Services, account: Account, raw: dict[str, Any]) -> LaunchP
             '"run_list": ["role[web]"]}',
         )
     body = bodies.convert(raw, NodeLaunch, "node launch (short form)")
-    cloud = await svc.store.predef_cloud(account.id, body.predefcloud)
+    cloud = await svc.predef_cloud(account.id, body.predefcloud)
     if cloud is None:
         raise NotFound(
             f"you have no predef cloud named {body.predefcloud}",
@@ -175,17 +175,37 @@ async def list_nodes(request: web.Request) -> web.Response:
     by_node: dict[str, list[Job]] = {}
     for job in await svc.store.jobs(account.id):
         by_node.setdefault(job.node_id, []).append(job)
-    items = (views.node(node, by_node.get(node.id, [])) for node in nodes)
+    latest = [jobs[-1] for jobs in by_node.values()]
+    cluster = await cluster_for(request, latest)
+    items = (views.node(node, by_node.get(node.id, []), cluster) for node in nodes)
     return envelope.json(envelope.collection("Node", items))
 
 
 @routes.get("/v1/nodes/{name}")
 async def show_node(request: web.Request) -> web.Response:
+    svc = services(request)
+    account_id = caller(request).id
     name = request.match_info["name"]
-    found = await services(request).store.node_with_jobs(caller(request).id, name)
+    cached = svc.node_views.get(account_id, name)
+    if cached is not None and (
+        cached.cluster_taken_at is None
+        or cached.cluster_taken_at == (await svc.cluster.snapshot()).taken_at
+    ):
+        return _json_body(cached.body)
+    generation = svc.node_views.generation  # taken before the read: a write meanwhile voids it
+    found = await svc.store.node_with_jobs(account_id, name)
     if found is None:
         raise NotFound(f"you have no node named {name}", more="GET /v1/nodes lists yours")
-    return envelope.json(views.node(*found))
+    node, jobs = found
+    cluster = await cluster_for(request, jobs[-1:])
+    body = orjson.dumps(views.node(node, jobs, cluster))
+    taken_at = cluster.taken_at if cluster is not None else None
+    svc.node_views.put(account_id, name, CachedView(body, generation, taken_at))
+    return _json_body(body)
+
+
+def _json_body(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
 
 
 async def node_of_caller(request: web.Request) -> Node:

@@ -10,7 +10,7 @@ from gateway import bodies, envelope, jobs, views
 from gateway.errors import AlreadyExists, NotFound, Unavailable
 from gateway.lifecycle import NodeStatus, ReqType
 from gateway.schemas import RequestInput
-from gateway.services import caller, request_id, services
+from gateway.services import caller, cluster_for, request_id, services
 from gateway.store import Conflict
 from megam.secrets import SecretError
 
@@ -67,7 +67,9 @@ async def create_request(request: web.Request) -> web.Response:
 @routes.get("/v1/requests")
 async def list_requests(request: web.Request) -> web.Response:
     found = await services(request).store.jobs(caller(request).id)
-    return envelope.json(envelope.collection("Request", map(views.request, found)))
+    cluster = await cluster_for(request, found)
+    items = (views.request(job, cluster) for job in found)
+    return envelope.json(envelope.collection("Request", items))
 
 
 @routes.get("/v1/requests/{node_name}")
@@ -78,7 +80,9 @@ async def node_requests(request: web.Request) -> web.Response:
     found = await svc.store.node_with_jobs(account.id, name)
     if found is None:
         raise NotFound(f"you have no node named {name}")
-    return envelope.json(envelope.collection("Request", map(views.request, found[1])))
+    cluster = await cluster_for(request, found[1])
+    items = (views.request(job, cluster) for job in found[1])
+    return envelope.json(envelope.collection("Request", items))
 
 
 @routes.get("/v1/jobs/{job_id}")
@@ -87,4 +91,4 @@ async def show_job(request: web.Request) -> web.Response:
     job = await services(request).store.job(caller(request).id, job_id)
     if job is None:
         raise NotFound(f"you have no job {job_id}")
-    return envelope.json(views.request(job))
+    return envelope.json(views.request(job, await cluster_for(request, [job])))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.store.base import Conflict, Store, StoreError
+from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.store.records import Retention
 
 SQLITE_PREFIX = "sqlite:///"
 
 
-def store_for_url(url: str) -> Store:
+def store_for_url(url: str, retention: Retention | None = None) -> Store:
     """The adapter for ``url`` (not yet opened).
 
     ``sqlite:///megam.db`` is relative to the working directory, ``sqlite:////var/megam.db``
@@ -21,10 +22,14 @@ def store_for_url(url: str) -> Store:
         path = url.removeprefix(SQLITE_PREFIX)
         if not path or path == ":memory:":
             raise StoreError("a SQLite store needs a file path: sqlite:///path/to/megam.db")
-        return SqliteStore(Path(path))
+        return SqliteStore(Path(path), retention=retention)
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        raise StoreError("the MongoDB store is not available yet; use sqlite:///path/to/megam.db")
-    raise StoreError(f"unsupported store URL {url!r}; expected sqlite:///path/to/megam.db")
+        from gateway.store.mongo import MongoStore
+
+        return MongoStore(url, retention=retention)
+    raise StoreError(
+        f"unsupported store URL {url!r}; expected sqlite:///path/to/megam.db or mongodb://host/db"
+    )
 
 
-__all__ = ["Conflict", "Store", "StoreError", "store_for_url"]
+__all__ = ["Conflict", "NotStored", "Store", "StoreError", "store_for_url"]

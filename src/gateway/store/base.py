@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from gateway.store.records import (
     Account,
+    CancelOutcome,
+    Document,
     EventOutcome,
     HerkNode,
     Job,
@@ -20,6 +22,7 @@ from gateway.store.records import (
     LogQuery,
     MetricSample,
     Node,
+    NodeChange,
     OutboxEntry,
     PredefCloud,
 )
@@ -32,6 +35,10 @@ class StoreError(Exception):
 
 class Conflict(StoreError):
     """A write would break a uniqueness rule; the message says which."""
+
+
+class NotStored(Exception):
+    """A write names a record that does not exist (for the caller)."""
 
 
 class Store(abc.ABC):
@@ -76,6 +83,18 @@ class Store(abc.ABC):
         Raise :class:`Conflict` if a node name is in use by a node that is not deleted.
         """
 
+    async def add_launch_groups(self, groups: Sequence[Sequence[Launch]]) -> list[Conflict | None]:
+        """:meth:`add_launches` for several requests at once: each group all or nothing, and
+        the :class:`Conflict` (or None) of each in order. Adapters may use one transaction."""
+        results: list[Conflict | None] = []
+        for group in groups:
+            try:
+                await self.add_launches(group)
+                results.append(None)
+            except Conflict as exc:
+                results.append(exc)
+        return results
+
     @abc.abstractmethod
     async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
         """Store a further job for an existing node (a delete).
@@ -105,6 +124,49 @@ class Store(abc.ABC):
     async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
         """The account's jobs (of one node when ``node_id`` is given), oldest first."""
 
+    @abc.abstractmethod
+    async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
+        """Apply ``change`` to the account's live node ``name`` and return it.
+
+        Raise :class:`NotStored` if there is no such live node, :class:`Conflict` if the new name
+        is taken or the node is renamed while one of its jobs is unfinished.
+        """
+
+    @abc.abstractmethod
+    async def running_jobs(self) -> list[Job]:
+        """Every account's jobs in ``running``, for the reconciler (never shown to a tenant)."""
+
+    @abc.abstractmethod
+    async def cancel_job(
+        self, account_id: str, job_id: str, requested_by: str, at: float
+    ) -> CancelOutcome | None:
+        """Record a cancel of the account's job; None if it has no such job.
+
+        A job still in the outbox ends ``cancelled`` here and its entry is dropped; a job herk may
+        hold keeps its state, with the request in its history, until herk reports the outcome.
+        A finished job is left as it is.
+        """
+
+    # documents (the simple v1 kinds) ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_document(self, document: Document) -> None:
+        """Raise :class:`Conflict` if the account has a document of that kind and name."""
+
+    @abc.abstractmethod
+    async def document(self, account_id: str, kind: str, key: str) -> Document | None:
+        """The account's document of ``kind`` whose id or name is ``key``."""
+
+    @abc.abstractmethod
+    async def documents(
+        self, account_id: str, kind: str, *, node_id: str | None = None
+    ) -> list[Document]:
+        """The account's documents of ``kind`` (of one node if given), oldest first."""
+
+    @abc.abstractmethod
+    async def replace_document(self, document: Document) -> bool:
+        """Store a new body (and secret) for an existing document of its account; False if none."""
+
     # outbox ---------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -114,6 +176,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def outbox_sent(self, job_id: str, at: float) -> None:
         """The broker confirmed the job's message: forget the entry, mark the job published."""
+
+    async def outbox_sent_all(self, job_ids: Sequence[str], at: float) -> None:
+        """:meth:`outbox_sent` for several jobs; adapters may do it in one transaction."""
+        for job_id in job_ids:
+            await self.outbox_sent(job_id, at)
 
     @abc.abstractmethod
     async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
@@ -171,3 +238,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def herk_nodes(self) -> list[HerkNode]: ...
+
+    # retention ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def purge(self, now: float) -> tuple[int, int]:
+        """Drop log lines older than the store's log retention, and jobs finished longer ago
+        than its job retention with their lines; return (lines, jobs) dropped. Unfinished jobs
+        and nodes are never dropped."""

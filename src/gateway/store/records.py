@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from megam.wire import HeldJob
+
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -55,6 +57,8 @@ class Node(msgspec.Struct, frozen=True, kw_only=True):
     """The original client's appdefns/boltdefns (they may hold api keys), kept but never shown."""
     created_at: float
     updated_at: float
+    appdefnsid: str = ""
+    boltdefnsid: str = ""
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +155,13 @@ class HerkNode(msgspec.Struct, frozen=True, kw_only=True):
     started_at: float
     draining: bool
     last_seen: float
+    held: tuple[HeldJob, ...] = ()
+    """The job attempts its last heartbeat said it holds (empty from herk nodes that predate it)."""
+    interval: float = 0.0
+    """Seconds between its heartbeats, as it announced them (0: unknown)."""
+
+    def holds(self, job_id: str) -> bool:
+        return job_id in self.inflight or any(job.job_id == job_id for job in self.held)
 
 
 class EventOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,3 +175,47 @@ class EventOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """Log lines or metric samples added (duplicates are not counted)."""
     mismatch: bool = False
     """The event names an account or node that does not own the job: refused, dead-lettered."""
+
+
+class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What a cancel did to the stored job before herk heard of it."""
+
+    job: Job
+    ended_here: bool
+    """True when the job had not reached the broker yet: the gateway ended it ``cancelled``
+    itself (its outbox entry is gone, so it can never start)."""
+    node_id: str
+
+
+class NodeChange(msgspec.Struct, frozen=True, kw_only=True):
+    """Megam's node update: an empty value keeps what the node has."""
+
+    status: str = ""
+    new_name: str = ""
+    appdefnsid: str = ""
+    boltdefnsid: str = ""
+
+
+class Document(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's record of one of the simple v1 kinds (ssh keys, cloud tool settings, app and
+    bolt definitions and requests, marketplace addons): a JSON body, optionally a node, and at
+    most one secret, encrypted by the gateway."""
+
+    kind: str
+    id: str
+    account_id: str
+    name: str
+    """Unique per account and kind; the id when the kind has no name of its own."""
+    node_id: str
+    """The node it belongs to, or empty."""
+    body: dict[str, Any]
+    secret_encrypted: str | None
+    created_at: float
+    updated_at: float
+
+
+class Retention(msgspec.Struct, frozen=True, kw_only=True):
+    """How long the store keeps log lines, and finished jobs (with their history and lines)."""
+
+    log_seconds: float = 30 * 86400.0
+    job_seconds: float = 365 * 86400.0

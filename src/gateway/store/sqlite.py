@@ -24,10 +24,12 @@ import orjson
 
 from gateway import lifecycle
 from gateway.store import sqlite_schema
-from gateway.store.base import Conflict, Store, StoreError
+from gateway.store.base import Conflict, NotStored, Store, StoreError
 from gateway.store.records import (
     Account,
+    CancelOutcome,
     CloudTarget,
+    Document,
     EventOutcome,
     HerkNode,
     HistoryEntry,
@@ -38,10 +40,12 @@ from gateway.store.records import (
     LogQuery,
     MetricSample,
     Node,
+    NodeChange,
     OutboxEntry,
     PredefCloud,
+    Retention,
 )
-from megam.wire import Heartbeat, JobState, LogEvent, MetricEvent, StatusEvent
+from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -50,8 +54,9 @@ _ACCOUNT = "id, email, api_key_encrypted, authority, created_at"
 _CLOUD = "id, account_id, name, type_name, spec, access, credentials_encrypted, created_at"
 _NODE = (
     "id, account_id, name, node_type, status, cloud, command, predefs, defns_encrypted, "
-    "created_at, updated_at"
+    "created_at, updated_at, appdefnsid, boltdefnsid"
 )
+_DOCUMENT = "kind, id, account_id, name, node_id, body, secret_encrypted, created_at, updated_at"
 _JOB = (
     "id, account_id, node_id, node_name, req_type, job_type, params, state, reason, exit_code, "
     "attempt, seq, herk, correlation_id, published, created_at, updated_at"
@@ -115,8 +120,9 @@ class _Connections:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path, *, readers: int = 2) -> None:
+    def __init__(self, path: Path, *, readers: int = 2, retention: Retention | None = None) -> None:
         self.path = path
+        self.retention = retention or Retention()
         self._readers_count = readers
         self._writer: _Connections | None = None
         self._readers: _Connections | None = None
@@ -186,6 +192,9 @@ class SqliteStore(Store):
     async def add_launches(self, launches: Sequence[Launch]) -> None:
         await self._write(_insert_launches, launches)
 
+    async def add_launch_groups(self, groups: Sequence[Sequence[Launch]]) -> list[Conflict | None]:
+        return await self._write(_insert_launch_groups, groups)
+
     async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
         await self._write(_insert_request, job, outbox)
 
@@ -222,6 +231,43 @@ class SqliteStore(Store):
             _select_jobs, "j.account_id = ? AND j.node_id = ?", (account_id, node_id)
         )
 
+    async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
+        return await self._write(_update_node, account_id, name, change, at)
+
+    async def add_document(self, document: Document) -> None:
+        await self._write(_insert_document, document)
+
+    async def document(self, account_id: str, kind: str, key: str) -> Document | None:
+        row = await self._read(
+            _one,
+            f"SELECT {_DOCUMENT} FROM documents WHERE account_id = ? AND kind = ? "
+            "AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1",
+            (account_id, kind, key, key, key),
+        )
+        return None if row is None else _document(row)
+
+    async def documents(
+        self, account_id: str, kind: str, *, node_id: str | None = None
+    ) -> list[Document]:
+        where, args = "account_id = ? AND kind = ?", (account_id, kind)
+        if node_id is not None:
+            where, args = where + " AND node_id = ?", (*args, node_id)
+        rows = await self._read(
+            _all, f"SELECT {_DOCUMENT} FROM documents WHERE {where} ORDER BY created_at, id", args
+        )
+        return [_document(row) for row in rows]
+
+    async def replace_document(self, document: Document) -> bool:
+        return await self._write(_replace_document, document)
+
+    async def running_jobs(self) -> list[Job]:
+        return await self._read(_select_jobs, "j.state = ?", (JobState.RUNNING.value,))
+
+    async def cancel_job(
+        self, account_id: str, job_id: str, requested_by: str, at: float
+    ) -> CancelOutcome | None:
+        return await self._write(_cancel_job, account_id, job_id, requested_by, at)
+
     # outbox ---------------------------------------------------------------------------------
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxEntry]:
@@ -229,6 +275,9 @@ class SqliteStore(Store):
 
     async def outbox_sent(self, job_id: str, at: float) -> None:
         await self._write(_outbox_sent, job_id, at)
+
+    async def outbox_sent_all(self, job_ids: Sequence[str], at: float) -> None:
+        await self._write(_outbox_sent_all, job_ids, at)
 
     async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
         await self._write(_outbox_failed, job_id, error, retry_at, at)
@@ -336,8 +385,8 @@ class SqliteStore(Store):
     async def herk_nodes(self) -> list[HerkNode]:
         rows = await self._read(
             _all,
-            "SELECT name, workers, busy, inflight, version, started_at, draining, last_seen "
-            "FROM herk_nodes ORDER BY name",
+            "SELECT name, workers, busy, inflight, version, started_at, draining, last_seen, "
+            "held, interval FROM herk_nodes ORDER BY name",
             (),
         )
         return [
@@ -350,9 +399,16 @@ class SqliteStore(Store):
                 started_at=r[5],
                 draining=bool(r[6]),
                 last_seen=r[7],
+                held=tuple(msgspec.json.decode(r[8], type=list[HeldJob])),
+                interval=r[9],
             )
             for r in rows
         ]
+
+    async def purge(self, now: float) -> tuple[int, int]:
+        return await self._write(
+            _purge, now - self.retention.log_seconds, now - self.retention.job_seconds
+        )
 
 
 # Work functions: each runs inside one transaction on a store thread. -----------------------
@@ -361,11 +417,20 @@ class SqliteStore(Store):
 def _create_schema(conn: sqlite3.Connection) -> None:
     for statement in _statements(sqlite_schema.SCHEMA):
         conn.execute(statement)
+    _add_missing_columns(conn)
     if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (sqlite_schema.VERSION,))
     found = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     if found != sqlite_schema.VERSION:
         raise StoreError(f"database schema v{found} is not v{sqlite_schema.VERSION}")
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added to v1 after it shipped: additive, with defaults, so no version bump."""
+    for table, column, definition in sqlite_schema.ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _statements(script: str) -> list[str]:
@@ -466,6 +531,8 @@ def _node(row: Row) -> Node:
         defns_encrypted=row[8],
         created_at=row[9],
         updated_at=row[10],
+        appdefnsid=row[11],
+        boltdefnsid=row[12],
     )
 
 
@@ -492,7 +559,7 @@ def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> No
         node = launch.node
         try:
             conn.execute(
-                f"INSERT INTO nodes ({_NODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO nodes ({_NODE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     node.id,
                     node.account_id,
@@ -505,6 +572,8 @@ def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> No
                     node.defns_encrypted,
                     node.created_at,
                     node.updated_at,
+                    node.appdefnsid,
+                    node.boltdefnsid,
                 ),
             )
         except sqlite3.IntegrityError as exc:
@@ -512,6 +581,22 @@ def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> No
                 raise Conflict(f"a node named {node.name} already exists") from None
             raise
         _insert_job(conn, launch.job, launch.outbox)
+
+
+def _insert_launch_groups(
+    conn: sqlite3.Connection, groups: Sequence[Sequence[Launch]]
+) -> list[Conflict | None]:
+    results: list[Conflict | None] = []
+    for group in groups:
+        conn.execute("SAVEPOINT launch")
+        try:
+            _insert_launches(conn, group)
+            results.append(None)
+        except Conflict as exc:
+            conn.execute("ROLLBACK TO launch")
+            results.append(exc)
+        conn.execute("RELEASE launch")
+    return results
 
 
 def _insert_request(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
@@ -655,6 +740,11 @@ def _outbox_sent(conn: sqlite3.Connection, job_id: str, at: float) -> None:
         _set_queued_reason(conn, job_id, reason, at, record=True)
 
 
+def _outbox_sent_all(conn: sqlite3.Connection, job_ids: Sequence[str], at: float) -> None:
+    for job_id in job_ids:
+        _outbox_sent(conn, job_id, at)
+
+
 def _outbox_failed(
     conn: sqlite3.Connection, job_id: str, error: str, retry_at: float, at: float
 ) -> None:
@@ -735,13 +825,138 @@ def _apply_status(conn: sqlite3.Connection, event: StatusEvent) -> EventOutcome:
             state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
         ),
     )
+    _move_node(conn, node_id, req_type, event.state, at)
+    return EventOutcome(applied=True, node_id=node_id)
+
+
+def _move_node(
+    conn: sqlite3.Connection, node_id: str, req_type: str, state: JobState, at: float
+) -> None:
     (current,) = conn.execute("SELECT status FROM nodes WHERE id = ?", (node_id,)).fetchone()
-    status = str(lifecycle.node_status_after(req_type, event.state, current))
+    status = str(lifecycle.node_status_after(req_type, state, current))
     if status != current:
         conn.execute(
             "UPDATE nodes SET status = ?, updated_at = ? WHERE id = ?", (status, at, node_id)
         )
-    return EventOutcome(applied=True, node_id=node_id)
+
+
+def _update_node(
+    conn: sqlite3.Connection, account_id: str, name: str, change: NodeChange, at: float
+) -> Node:
+    node = _select_node(conn, account_id, name)
+    if node is None or node.status == lifecycle.NodeStatus.DELETED:
+        raise NotStored(f"you have no live node named {name}")
+    if change.new_name and change.new_name != node.name:
+        unfinished = conn.execute(
+            "SELECT 1 FROM jobs WHERE node_id = ? AND state IN (?, ?) LIMIT 1",
+            (node.id, *_UNFINISHED),
+        ).fetchone()
+        if unfinished:
+            raise Conflict(f"node {name} has an unfinished job; rename it once the job has ended")
+    updated = msgspec.structs.replace(
+        node,
+        status=change.status or node.status,
+        name=change.new_name or node.name,
+        appdefnsid=change.appdefnsid or node.appdefnsid,
+        boltdefnsid=change.boltdefnsid or node.boltdefnsid,
+        updated_at=at,
+    )
+    try:
+        conn.execute(
+            "UPDATE nodes SET status = ?, name = ?, appdefnsid = ?, boltdefnsid = ?, "
+            "updated_at = ? WHERE id = ?",
+            (
+                updated.status,
+                updated.name,
+                updated.appdefnsid,
+                updated.boltdefnsid,
+                at,
+                node.id,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise Conflict(f"a node named {updated.name} already exists") from None
+        raise
+    return updated
+
+
+def _insert_document(conn: sqlite3.Connection, document: Document) -> None:
+    try:
+        conn.execute(
+            f"INSERT INTO documents ({_DOCUMENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                document.kind,
+                document.id,
+                document.account_id,
+                document.name,
+                document.node_id,
+                _json(document.body),
+                document.secret_encrypted,
+                document.created_at,
+                document.updated_at,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise Conflict(f"you already have a {document.kind} named {document.name!r}") from None
+        raise
+
+
+def _replace_document(conn: sqlite3.Connection, document: Document) -> bool:
+    changed = conn.execute(
+        "UPDATE documents SET body = ?, secret_encrypted = ?, updated_at = ? "
+        "WHERE id = ? AND account_id = ? AND kind = ?",
+        (
+            _json(document.body),
+            document.secret_encrypted,
+            document.updated_at,
+            document.id,
+            document.account_id,
+            document.kind,
+        ),
+    ).rowcount
+    return changed > 0
+
+
+def _document(row: Row) -> Document:
+    return Document(
+        kind=row[0],
+        id=row[1],
+        account_id=row[2],
+        name=row[3],
+        node_id=row[4],
+        body=orjson.loads(row[5]),
+        secret_encrypted=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+    )
+
+
+def _cancel_job(
+    conn: sqlite3.Connection, account_id: str, job_id: str, requested_by: str, at: float
+) -> CancelOutcome | None:
+    found = _select_jobs(conn, "j.account_id = ? AND j.id = ?", (account_id, job_id))
+    if not found:
+        return None
+    job = found[0]
+    if lifecycle.is_terminal(job.state):
+        return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
+    in_outbox = conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,)).rowcount > 0
+    if in_outbox and job.state == JobState.QUEUED:
+        state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
+    else:
+        state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
+    reason = reason.format(by=requested_by)
+    conn.execute(
+        "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+        (state.value, reason, at, job_id),
+    )
+    _insert_history(conn, job_id, HistoryEntry(state=state.value, reason=reason, at=at))
+    if state.terminal:
+        _move_node(conn, job.node_id, job.req_type, state, at)
+    [updated] = _select_jobs(conn, "j.id = ?", (job_id,))
+    return CancelOutcome(job=updated, ended_here=state.terminal, node_id=job.node_id)
 
 
 def _insert_log_lines(conn: sqlite3.Connection, event: LogEvent) -> EventOutcome:
@@ -793,11 +1008,12 @@ def _insert_metrics(conn: sqlite3.Connection, event: MetricEvent) -> EventOutcom
 def _upsert_heartbeat(conn: sqlite3.Connection, beat: Heartbeat) -> None:
     conn.execute(
         "INSERT INTO herk_nodes "
-        "(name, workers, busy, inflight, version, started_at, draining, last_seen) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "(name, workers, busy, inflight, version, started_at, draining, last_seen, held, "
+        "interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
         "workers = excluded.workers, busy = excluded.busy, inflight = excluded.inflight, "
         "version = excluded.version, started_at = excluded.started_at, "
-        "draining = excluded.draining, last_seen = excluded.last_seen "
+        "draining = excluded.draining, last_seen = excluded.last_seen, "
+        "held = excluded.held, interval = excluded.interval "
         "WHERE excluded.last_seen >= herk_nodes.last_seen",
         (
             beat.herk,
@@ -808,5 +1024,18 @@ def _upsert_heartbeat(conn: sqlite3.Connection, beat: Heartbeat) -> None:
             beat.started_at,
             int(beat.draining),
             beat.at or time.time(),
+            msgspec.json.encode(beat.jobs),
+            beat.interval,
         ),
     )
+
+
+def _purge(conn: sqlite3.Connection, lines_before: float, jobs_before: float) -> tuple[int, int]:
+    lines = conn.execute("DELETE FROM log_lines WHERE at < ?", (lines_before,)).rowcount
+    old = "SELECT id FROM jobs WHERE state NOT IN (?, ?) AND updated_at < ?"
+    args = (*_UNFINISHED, jobs_before)
+    lines += conn.execute(f"DELETE FROM log_lines WHERE job_id IN ({old})", args).rowcount
+    conn.execute(f"DELETE FROM job_history WHERE job_id IN ({old})", args)
+    conn.execute(f"DELETE FROM outbox WHERE job_id IN ({old})", args)
+    jobs = conn.execute(f"DELETE FROM jobs WHERE id IN ({old})", args).rowcount
+    return lines, jobs

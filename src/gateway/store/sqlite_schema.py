@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_node ON jobs (node_id, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_account ON jobs (account_id, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);  -- the reconciler's running jobs
 
 CREATE TABLE IF NOT EXISTS job_history (
     id INTEGER PRIMARY KEY,
@@ -132,6 +133,20 @@ CREATE TABLE IF NOT EXISTS metric_samples (
 );
 CREATE INDEX IF NOT EXISTS metric_samples_by_node ON metric_samples (account_id, node_name, at);
 
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    secret_encrypted TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (account_id, kind, name)
+);
+CREATE INDEX IF NOT EXISTS documents_by_node ON documents (account_id, kind, node_id, created_at);
+
 CREATE TABLE IF NOT EXISTS herk_nodes (
     name TEXT PRIMARY KEY,
     workers INTEGER NOT NULL,
@@ -143,3 +158,11 @@ CREATE TABLE IF NOT EXISTS herk_nodes (
     last_seen REAL NOT NULL
 );
 """
+
+ADDED_COLUMNS: Final = (
+    ("nodes", "appdefnsid", "TEXT NOT NULL DEFAULT ''"),
+    ("nodes", "boltdefnsid", "TEXT NOT NULL DEFAULT ''"),
+    ("herk_nodes", "held", "TEXT NOT NULL DEFAULT '[]'"),
+    ("herk_nodes", "interval", "REAL NOT NULL DEFAULT 0"),
+)
+"""(table, column, definition) added to v1 since: ``ALTER TABLE … ADD COLUMN`` when missing."""

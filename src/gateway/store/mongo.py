@@ -1,0 +1,814 @@
+"""The MongoDB store, through PyMongo's asyncio client (``AsyncMongoClient``).
+
+Writes that touch several documents (a launch, a status event, a cancel) run in a transaction,
+so MongoDB must be a replica set (a one-node replica set will do). Log-line cursors come from a
+counter document and are taken under a lock, so they grow in commit order within this gateway
+process (run one gateway per database, as with SQLite). Search is by words: each line keeps its
+lower-cased words in an indexed array and a query asks for all of them, which is the whole-word
+contract of the SQLite FTS5 index (a ``$text`` index would stem and drop stop words, and the
+SecantusDB server the contract suite runs on has none). Retention: TTL indexes expire log lines
+and finished jobs, and :meth:`purge` applies the same rule at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import functools
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, ParamSpec, TypeVar
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from gateway import lifecycle
+from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.store.records import (
+    Account,
+    CancelOutcome,
+    CloudTarget,
+    Document,
+    EventOutcome,
+    HerkNode,
+    HistoryEntry,
+    Job,
+    Launch,
+    LogHit,
+    LogLine,
+    LogQuery,
+    MetricSample,
+    Node,
+    NodeChange,
+    OutboxEntry,
+    PredefCloud,
+    Retention,
+)
+from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+DUPLICATE_KEY: Final = 11000
+WORD: Final = re.compile(r"\w+")
+_UNFINISHED: Final = [JobState.QUEUED.value, JobState.RUNNING.value]
+_DELETED: Final = lifecycle.NodeStatus.DELETED.value
+
+
+def _mapped(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Driver failures become :class:`StoreError` (a 503), as the interface promises."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB: {exc}") from exc
+
+    return wrapper
+
+
+def words(text: str) -> list[str]:
+    """The searchable words of a line or a query: lower case, letters and digits."""
+    return sorted(set(WORD.findall(text.lower())))
+
+
+def _date(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+
+
+class MongoStore(Store):
+    def __init__(self, url: str, retention: Retention | None = None) -> None:
+        self.url = url
+        self.retention = retention or Retention()
+        self._client: AsyncMongoClient[Doc] | None = None
+        self._log_ids = asyncio.Lock()
+
+    @property
+    def _db(self) -> Any:
+        if self._client is None:
+            raise StoreError("store is not open")
+        return self._client.get_default_database("megam")
+
+    @_mapped
+    async def open(self) -> None:
+        self._client = AsyncMongoClient(self.url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        await self._client.admin.command("ping")
+        await self._create_indexes()
+
+    async def _create_indexes(self) -> None:
+        db = self._db
+        await db.accounts.create_index("email", unique=True)
+        await db.predef_clouds.create_index([("account_id", 1), ("name", 1)], unique=True)
+        await db.nodes.create_index("live_name", unique=True)
+        await db.nodes.create_index([("account_id", 1), ("name", 1), ("created_at", 1)])
+        await db.jobs.create_index([("account_id", 1), ("created_at", 1)])
+        await db.jobs.create_index([("node_id", 1), ("created_at", 1)])
+        await db.jobs.create_index("state")
+        await db.jobs.create_index(
+            "finished_date", expireAfterSeconds=int(self.retention.job_seconds)
+        )
+        await db.outbox.create_index("due_at")
+        await db.log_lines.create_index([("job_id", 1), ("attempt", 1), ("seq", 1)], unique=True)
+        await db.log_lines.create_index([("node_id", 1), ("_id", 1)])
+        await db.log_lines.create_index([("account_id", 1), ("words", 1)])
+        await db.log_lines.create_index(
+            "at_date", expireAfterSeconds=int(self.retention.log_seconds)
+        )
+        await db.metric_samples.create_index(
+            [("account_id", 1), ("node_name", 1), ("name", 1), ("at", 1)], unique=True
+        )
+        await db.documents.create_index([("account_id", 1), ("kind", 1), ("name", 1)], unique=True)
+        await db.documents.create_index([("account_id", 1), ("kind", 1), ("node_id", 1)])
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @_mapped
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+    async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        if self._client is None:
+            raise StoreError("store is not open")
+        async with self._client.start_session() as session, await session.start_transaction():
+            return await work(session)
+
+    # accounts -------------------------------------------------------------------------------
+
+    @_mapped
+    async def add_account(self, account: Account) -> None:
+        try:
+            await self._db.accounts.insert_one(_account_doc(account))
+        except DuplicateKeyError:
+            raise Conflict(f"an account with email {account.email} already exists") from None
+
+    @_mapped
+    async def account_by_email(self, email: str) -> Account | None:
+        found = await self._db.accounts.find_one({"email": email})
+        return None if found is None else _account(found)
+
+    # predef clouds --------------------------------------------------------------------------
+
+    @_mapped
+    async def add_predef_cloud(self, cloud: PredefCloud) -> None:
+        try:
+            await self._db.predef_clouds.insert_one(_with_id(cloud))
+        except DuplicateKeyError:
+            raise Conflict(f"you already have a predef cloud named {cloud.name!r}") from None
+
+    @_mapped
+    async def predef_cloud(self, account_id: str, name: str) -> PredefCloud | None:
+        found = await self._db.predef_clouds.find_one({"account_id": account_id, "name": name})
+        return None if found is None else _record(found, PredefCloud)
+
+    @_mapped
+    async def predef_clouds(self, account_id: str) -> list[PredefCloud]:
+        cursor = self._db.predef_clouds.find({"account_id": account_id}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_record(doc, PredefCloud) async for doc in cursor]
+
+    # nodes and jobs -------------------------------------------------------------------------
+
+    @_mapped
+    async def add_launches(self, launches: Sequence[Launch]) -> None:
+        async def write(session: AsyncClientSession) -> None:
+            for launch in launches:
+                try:
+                    await self._db.nodes.insert_one(_node_doc(launch.node), session=session)
+                except DuplicateKeyError:
+                    raise Conflict(f"a node named {launch.node.name} already exists") from None
+                await self._insert_job(launch.job, launch.outbox, session)
+
+        await self._transaction(write)
+
+    @_mapped
+    async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
+        async def write(session: AsyncClientSession) -> None:
+            node = await self._db.nodes.find_one(
+                {"_id": job.node_id, "account_id": job.account_id}, session=session
+            )
+            if node is None:
+                raise Conflict(f"node {job.node_name} does not exist")
+            if node["status"] == _DELETED:
+                raise Conflict(f"node {job.node_name} is already deleted")
+            pending = await self._db.jobs.find_one(
+                {"node_id": job.node_id, "req_type": job.req_type, "state": {"$in": _UNFINISHED}},
+                session=session,
+            )
+            if pending is not None:
+                raise Conflict(
+                    f"a {job.req_type} request for {job.node_name} is already in progress "
+                    f"(job {pending['_id']})"
+                )
+            await self._insert_job(job, outbox, session)
+
+        await self._transaction(write)
+
+    async def _insert_job(self, job: Job, outbox: OutboxEntry, session: AsyncClientSession) -> None:
+        await self._db.jobs.insert_one(_job_doc(job), session=session)
+        await self._db.outbox.insert_one(
+            {**_with_id(outbox, "job_id"), "last_error": ""}, session=session
+        )
+
+    @_mapped
+    async def node(self, account_id: str, name: str) -> Node | None:
+        found = await self._find_node(account_id, name)
+        return None if found is None else _node(found)
+
+    async def _find_node(
+        self, account_id: str, name: str, session: AsyncClientSession | None = None
+    ) -> Doc | None:
+        """The live node of that name, else the latest deleted one."""
+        live = await self._db.nodes.find_one(
+            {"account_id": account_id, "name": name, "status": {"$ne": _DELETED}}, session=session
+        )
+        if live is not None:
+            return live
+        return await self._db.nodes.find_one(
+            {"account_id": account_id, "name": name},
+            sort=[("created_at", DESCENDING)],
+            session=session,
+        )
+
+    @_mapped
+    async def node_with_jobs(self, account_id: str, name: str) -> tuple[Node, list[Job]] | None:
+        found = await self._find_node(account_id, name)
+        if found is None:
+            return None
+        return _node(found), await self._jobs({"account_id": account_id, "node_id": found["_id"]})
+
+    @_mapped
+    async def node_by_id(self, account_id: str, node_id: str) -> Node | None:
+        found = await self._db.nodes.find_one({"_id": node_id, "account_id": account_id})
+        return None if found is None else _node(found)
+
+    @_mapped
+    async def nodes(self, account_id: str) -> list[Node]:
+        cursor = self._db.nodes.find({"account_id": account_id}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_node(doc) async for doc in cursor]
+
+    @_mapped
+    async def job(self, account_id: str, job_id: str) -> Job | None:
+        found = await self._db.jobs.find_one({"_id": job_id, "account_id": account_id})
+        return None if found is None else _job(found)
+
+    @_mapped
+    async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
+        where: Doc = {"account_id": account_id}
+        if node_id is not None:
+            where["node_id"] = node_id
+        return await self._jobs(where)
+
+    async def _jobs(self, where: Doc) -> list[Job]:
+        cursor = self._db.jobs.find(where).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_job(doc) async for doc in cursor]
+
+    @_mapped
+    async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
+        found = await self._db.nodes.find_one(
+            {"account_id": account_id, "name": name, "status": {"$ne": _DELETED}}
+        )
+        if found is None:
+            raise NotStored(f"you have no live node named {name}")
+        node = _node(found)
+        renamed = bool(change.new_name and change.new_name != node.name)
+        if renamed:
+            unfinished = await self._db.jobs.find_one(
+                {"node_id": node.id, "state": {"$in": _UNFINISHED}}
+            )
+            if unfinished is not None:
+                raise Conflict(
+                    f"node {name} has an unfinished job; rename it once the job has ended"
+                )
+        updated = msgspec.structs.replace(
+            node,
+            status=change.status or node.status,
+            name=change.new_name or node.name,
+            appdefnsid=change.appdefnsid or node.appdefnsid,
+            boltdefnsid=change.boltdefnsid or node.boltdefnsid,
+            updated_at=at,
+        )
+        try:
+            await self._db.nodes.replace_one({"_id": node.id}, _node_doc(updated))
+        except DuplicateKeyError:
+            raise Conflict(f"a node named {updated.name} already exists") from None
+        return updated
+
+    @_mapped
+    async def running_jobs(self) -> list[Job]:
+        return await self._jobs({"state": JobState.RUNNING.value})
+
+    @_mapped
+    async def cancel_job(
+        self, account_id: str, job_id: str, requested_by: str, at: float
+    ) -> CancelOutcome | None:
+        async def write(session: AsyncClientSession) -> CancelOutcome | None:
+            found = await self._db.jobs.find_one(
+                {"_id": job_id, "account_id": account_id}, session=session
+            )
+            if found is None:
+                return None
+            job = _job(found)
+            if lifecycle.is_terminal(job.state):
+                return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
+            dropped = await self._db.outbox.delete_one({"_id": job_id}, session=session)
+            if dropped.deleted_count and job.state == JobState.QUEUED:
+                state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
+            else:
+                state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
+            reason = reason.format(by=requested_by)
+            entry = HistoryEntry(state=state.value, reason=reason, at=at)
+            updated = await self._db.jobs.find_one_and_update(
+                {"_id": job_id},
+                {
+                    "$set": {"state": state.value, "reason": reason, "updated_at": at}
+                    | _finished(state, at),
+                    "$push": {"history": msgspec.to_builtins(entry)},
+                },
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if state.terminal:
+                await self._move_node(job.node_id, job.req_type, state, at, session)
+            return CancelOutcome(job=_job(updated), ended_here=state.terminal, node_id=job.node_id)
+
+        return await self._transaction(write)
+
+    async def _move_node(
+        self,
+        node_id: str,
+        req_type: str,
+        state: JobState,
+        at: float,
+        session: AsyncClientSession,
+    ) -> None:
+        node = await self._db.nodes.find_one({"_id": node_id}, session=session)
+        status = str(lifecycle.node_status_after(req_type, state, node["status"]))
+        if status != node["status"]:
+            await self._db.nodes.update_one(
+                {"_id": node_id},
+                {
+                    "$set": {
+                        "status": status,
+                        "updated_at": at,
+                        "live_name": _live_name(node["name"], status, node_id),
+                    }
+                },
+                session=session,
+            )
+
+    # documents ------------------------------------------------------------------------------
+
+    @_mapped
+    async def add_document(self, document: Document) -> None:
+        try:
+            await self._db.documents.insert_one(_with_id(document))
+        except DuplicateKeyError:
+            raise Conflict(f"you already have a {document.kind} named {document.name!r}") from None
+
+    @_mapped
+    async def document(self, account_id: str, kind: str, key: str) -> Document | None:
+        where = {"account_id": account_id, "kind": kind}
+        found = await self._db.documents.find_one({**where, "_id": key})
+        found = found or await self._db.documents.find_one({**where, "name": key})
+        return None if found is None else _record(found, Document)
+
+    @_mapped
+    async def documents(
+        self, account_id: str, kind: str, *, node_id: str | None = None
+    ) -> list[Document]:
+        where: Doc = {"account_id": account_id, "kind": kind}
+        if node_id is not None:
+            where["node_id"] = node_id
+        cursor = self._db.documents.find(where).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_record(doc, Document) async for doc in cursor]
+
+    @_mapped
+    async def replace_document(self, document: Document) -> bool:
+        result = await self._db.documents.update_one(
+            {"_id": document.id, "account_id": document.account_id, "kind": document.kind},
+            {
+                "$set": {
+                    "body": document.body,
+                    "secret_encrypted": document.secret_encrypted,
+                    "updated_at": document.updated_at,
+                }
+            },
+        )
+        return result.matched_count > 0
+
+    # outbox ---------------------------------------------------------------------------------
+
+    @_mapped
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxEntry]:
+        claimed: list[OutboxEntry] = []
+        # one atomic claim per entry: two gateways never take the same one
+        while len(claimed) < limit:
+            found = await self._db.outbox.find_one_and_update(
+                {"due_at": {"$lte": now}},
+                {"$set": {"due_at": now + lease}},
+                sort=[("due_at", ASCENDING), ("_id", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if found is None:
+                break
+            claimed.append(_outbox(found))
+        return claimed
+
+    @_mapped
+    async def outbox_sent(self, job_id: str, at: float) -> None:
+        entry = await self._db.outbox.find_one_and_delete({"_id": job_id})
+        await self._db.jobs.update_one({"_id": job_id}, {"$set": {"published": True}})
+        failures = entry["attempts"] if entry else 0
+        if failures:
+            reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
+            await self._set_queued_reason(job_id, reason, at, record=True)
+
+    @_mapped
+    async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
+        entry = await self._db.outbox.find_one_and_update(
+            {"_id": job_id},
+            {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
+        )
+        if entry is None:
+            return  # published meanwhile by someone else
+        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
+        await self._set_queued_reason(job_id, reason, at, record=entry["attempts"] == 0)
+
+    async def _set_queued_reason(
+        self, job_id: str, reason: str, at: float, *, record: bool
+    ) -> None:
+        update: Doc = {"$set": {"reason": reason, "updated_at": at}}
+        if record:
+            entry = HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
+            update["$push"] = {"history": msgspec.to_builtins(entry)}
+        await self._db.jobs.update_one({"_id": job_id, "state": JobState.QUEUED.value}, update)
+
+    @_mapped
+    async def outbox_size(self) -> int:
+        return await self._db.outbox.count_documents({})
+
+    # events from herk -----------------------------------------------------------------------
+
+    async def _owner(
+        self, job_id: str, account: str, node: str, session: AsyncClientSession | None = None
+    ) -> Doc | EventOutcome:
+        found = await self._db.jobs.find_one({"_id": job_id}, session=session)
+        if found is None:
+            return EventOutcome(applied=False, why="unknown job")
+        if (found["account_id"], found["node_name"]) != (account, node):
+            return EventOutcome(
+                applied=False,
+                mismatch=True,
+                why=f"event names account {account} and node {node}, which do not own job {job_id}",
+            )
+        return found
+
+    @_mapped
+    async def apply_status(self, event: StatusEvent) -> EventOutcome:
+        async def write(session: AsyncClientSession) -> EventOutcome:
+            found = await self._owner(event.job_id, event.account, event.node, session)
+            if isinstance(found, EventOutcome):
+                return found
+            node_id = found["node_id"]
+            if lifecycle.is_terminal(found["state"]):
+                return EventOutcome(
+                    applied=False, why=f"job already ended ({found['state']})", node_id=node_id
+                )
+            if not lifecycle.is_newer(event.attempt, event.seq, found["attempt"], found["seq"]):
+                return EventOutcome(applied=False, why="stale", node_id=node_id)
+            at = event.at or _now()
+            entry = HistoryEntry(
+                state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
+            )
+            changes: Doc = {
+                "state": event.state.value,
+                "reason": event.reason,
+                "attempt": event.attempt,
+                "seq": event.seq,
+                "updated_at": at,
+            } | _finished(event.state, at)
+            if event.exit_code is not None:
+                changes["exit_code"] = event.exit_code
+            if event.herk:
+                changes["herk"] = event.herk
+            await self._db.jobs.update_one(
+                {"_id": event.job_id},
+                {"$set": changes, "$push": {"history": msgspec.to_builtins(entry)}},
+                session=session,
+            )
+            await self._move_node(node_id, found["req_type"], event.state, at, session)
+            return EventOutcome(applied=True, node_id=node_id)
+
+        return await self._transaction(write)
+
+    @_mapped
+    async def add_log_lines(self, event: LogEvent) -> EventOutcome:
+        found = await self._owner(event.job_id, event.account, event.node)
+        if isinstance(found, EventOutcome):
+            return found
+        node_id = found["node_id"]
+        async with self._log_ids:  # cursors grow in commit order
+            counter = await self._db.counters.find_one_and_update(
+                {"_id": "log_lines"},
+                {"$inc": {"next": len(event.lines)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            first = counter["next"] - len(event.lines) + 1
+            docs = [
+                {
+                    "_id": first + i,
+                    "account_id": event.account,
+                    "node_id": node_id,
+                    "job_id": event.job_id,
+                    "attempt": event.attempt,
+                    "seq": line.seq,
+                    "stream": line.stream,
+                    "text": line.text,
+                    "at": line.at,
+                    "at_date": _date(line.at),
+                    "words": words(line.text),
+                }
+                for i, line in enumerate(event.lines)
+            ]
+            inserted = await _insert_new(self._db.log_lines, docs)
+        return EventOutcome(
+            applied=inserted > 0,
+            why="" if inserted else "duplicate",
+            node_id=node_id,
+            stored=inserted,
+        )
+
+    @_mapped
+    async def add_metrics(self, event: MetricEvent) -> EventOutcome:
+        known = await self._db.nodes.find_one(
+            {"account_id": event.account, "name": event.node},
+            sort=[("created_at", DESCENDING)],
+        )
+        if known is None:
+            return EventOutcome(applied=False, why="unknown node")
+        at = event.at or _now()
+        docs = [
+            {"account_id": event.account, "node_name": event.node, "name": n, "value": v, "at": at}
+            for n, v in event.samples.items()
+        ]
+        inserted = await _insert_new(self._db.metric_samples, docs)
+        return EventOutcome(
+            applied=inserted > 0,
+            why="" if inserted else "duplicate",
+            node_id=known["_id"],
+            stored=inserted,
+        )
+
+    @_mapped
+    async def record_heartbeat(self, heartbeat: Heartbeat) -> None:
+        seen = heartbeat.at or _now()
+        doc = {
+            "workers": heartbeat.workers,
+            "busy": heartbeat.busy,
+            "inflight": heartbeat.inflight,
+            "version": heartbeat.version,
+            "started_at": heartbeat.started_at,
+            "draining": heartbeat.draining,
+            "last_seen": seen,
+            "held": msgspec.to_builtins(heartbeat.jobs),
+            "interval": heartbeat.interval,
+        }
+        # an older beat than the stored one matches nothing, and its upsert hits the _id
+        with contextlib.suppress(DuplicateKeyError):
+            await self._db.herk_nodes.update_one(
+                {"_id": heartbeat.herk, "last_seen": {"$lte": seen}}, {"$set": doc}, upsert=True
+            )
+
+    # reads ----------------------------------------------------------------------------------
+
+    @_mapped
+    async def log_lines(
+        self,
+        account_id: str,
+        node_id: str,
+        *,
+        after: int | None = None,
+        tail: int | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        where: Doc = {"account_id": account_id, "node_id": node_id}
+        if job_id is not None:
+            where["job_id"] = job_id
+        if after is not None:
+            where["_id"] = {"$gt": after}
+            cursor = self._db.log_lines.find(where).sort("_id", ASCENDING).limit(limit)
+            return [_line(doc) async for doc in cursor]
+        count = limit if tail is None else min(tail, limit)
+        if count <= 0:
+            return []
+        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(count)
+        return [_line(doc) async for doc in cursor][::-1]
+
+    @_mapped
+    async def search_logs(self, account_id: str, query: LogQuery) -> list[LogHit]:
+        wanted = sorted({w for word in query.words for w in words(word)})
+        if not wanted:
+            return []
+        where: Doc = {"account_id": account_id, "words": {"$all": wanted}}
+        if query.node_name is not None or query.job_state is not None:
+            jobs_where: Doc = {"account_id": account_id}
+            if query.node_name is not None:
+                jobs_where["node_name"] = query.node_name
+            if query.job_state is not None:
+                jobs_where["state"] = query.job_state
+            ids = [doc["_id"] async for doc in self._db.jobs.find(jobs_where, {"_id": 1})]
+            where["job_id"] = {"$in": ids}
+        if query.job_id is not None:
+            where.setdefault("$and", []).append({"job_id": query.job_id})
+        span: Doc = {}
+        if query.since is not None:
+            span["$gte"] = query.since
+        if query.until is not None:
+            span["$lt"] = query.until
+        if span:
+            where["at"] = span
+        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(query.limit)
+        lines = [_line(doc) async for doc in cursor]
+        job_ids = list({line.job_id for line in lines})
+        jobs = {
+            doc["_id"]: doc
+            async for doc in self._db.jobs.find(
+                {"_id": {"$in": job_ids}}, {"node_name": 1, "state": 1}
+            )
+        }
+        return [
+            LogHit(
+                line=line,
+                node_name=jobs[line.job_id]["node_name"],
+                job_state=jobs[line.job_id]["state"],
+            )
+            for line in lines
+            if line.job_id in jobs
+        ]
+
+    @_mapped
+    async def metrics(
+        self,
+        account_id: str,
+        node_name: str,
+        *,
+        name: str | None = None,
+        since: float = 0.0,
+        limit: int = 1000,
+    ) -> list[MetricSample]:
+        where: Doc = {"account_id": account_id, "node_name": node_name, "at": {"$gte": since}}
+        if name is not None:
+            where["name"] = name
+        cursor = (
+            self._db.metric_samples.find(where)
+            .sort([("at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        samples = [MetricSample(name=d["name"], value=d["value"], at=d["at"]) async for d in cursor]
+        return sorted(samples, key=lambda s: (s.at, s.name))
+
+    @_mapped
+    async def herk_nodes(self) -> list[HerkNode]:
+        cursor = self._db.herk_nodes.find({}).sort("_id", ASCENDING)
+        return [
+            HerkNode(
+                name=doc["_id"],
+                workers=doc["workers"],
+                busy=doc["busy"],
+                inflight=tuple(doc["inflight"]),
+                version=doc["version"],
+                started_at=doc["started_at"],
+                draining=doc["draining"],
+                last_seen=doc["last_seen"],
+                held=tuple(msgspec.convert(doc.get("held", []), list[HeldJob])),
+                interval=doc.get("interval", 0.0),
+            )
+            async for doc in cursor
+        ]
+
+    @_mapped
+    async def purge(self, now: float) -> tuple[int, int]:
+        lines = await self._db.log_lines.delete_many(
+            {"at": {"$lt": now - self.retention.log_seconds}}
+        )
+        old_jobs = [
+            doc["_id"]
+            async for doc in self._db.jobs.find(
+                {"finished_at": {"$lt": now - self.retention.job_seconds}}, {"_id": 1}
+            )
+        ]
+        their_lines = await self._db.log_lines.delete_many({"job_id": {"$in": old_jobs}})
+        jobs = await self._db.jobs.delete_many({"_id": {"$in": old_jobs}})
+        return lines.deleted_count + their_lines.deleted_count, jobs.deleted_count
+
+
+# documents <-> records ------------------------------------------------------------------------
+
+
+async def _insert_new(collection: Any, docs: list[Doc]) -> int:
+    """Insert, skipping documents a unique index already holds; how many were new."""
+    if not docs:
+        return 0
+    try:
+        result = await collection.insert_many(docs, ordered=False)
+        return len(result.inserted_ids)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return int(exc.details.get("nInserted", 0))
+
+
+def _now() -> float:
+    return datetime.datetime.now(datetime.UTC).timestamp()
+
+
+def _finished(state: JobState, at: float) -> Doc:
+    """Fields that start a finished job's retention clock (the TTL index reads the date)."""
+    return {"finished_at": at, "finished_date": _date(at)} if state.terminal else {}
+
+
+def _live_name(name: str, status: str, node_id: str) -> str:
+    """Unique among live nodes: a deleted node frees its name by taking one no one can ask for."""
+    return f"{name}#deleted#{node_id}" if status == _DELETED else name
+
+
+def _with_id(record: msgspec.Struct, field: str = "id") -> Doc:
+    doc = msgspec.to_builtins(record, builtin_types=(bytes,))
+    doc["_id"] = doc.pop(field)
+    return doc
+
+
+def _record(doc: Doc, kind: type[T], field: str = "id") -> T:
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    fields[field] = doc["_id"]
+    return msgspec.convert(fields, kind, builtin_types=(bytes,))
+
+
+def _account_doc(account: Account) -> Doc:
+    return _with_id(account)
+
+
+def _account(doc: Doc) -> Account:
+    return _record(doc, Account)
+
+
+def _node_doc(node: Node) -> Doc:
+    doc = _with_id(node)
+    doc["live_name"] = _live_name(node.name, node.status, node.id)
+    return doc
+
+
+def _node(doc: Doc) -> Node:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "live_name")}
+    fields["id"] = doc["_id"]
+    fields["cloud"] = msgspec.convert(fields["cloud"], CloudTarget)
+    return msgspec.convert(fields, Node)
+
+
+def _job_doc(job: Job) -> Doc:
+    return _with_id(job) | _finished(JobState(job.state), job.updated_at)
+
+
+def _job(doc: Doc) -> Job:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "finished_at", "finished_date")}
+    fields["id"] = doc["_id"]
+    return msgspec.convert(fields, Job)
+
+
+def _outbox(doc: Doc) -> OutboxEntry:
+    return OutboxEntry(
+        job_id=doc["_id"],
+        routing_key=doc["routing_key"],
+        body=bytes(doc["body"]),
+        correlation_id=doc["correlation_id"],
+        attempts=doc["attempts"],
+        due_at=doc["due_at"],
+    )
+
+
+def _line(doc: Doc) -> LogLine:
+    return LogLine(
+        id=doc["_id"],
+        job_id=doc["job_id"],
+        attempt=doc["attempt"],
+        seq=doc["seq"],
+        stream=doc["stream"],
+        text=doc["text"],
+        at=doc["at"],
+    )
