@@ -280,3 +280,82 @@ async def jobs_show(api: ApiClient, job_id: str) -> int:
         print()
         print_table(history, ["at", "state", "reason"])
     return 0
+
+
+async def jobs_cancel(api: ApiClient, job_id: str) -> int:
+    reply = await api.post(f"/v1/jobs/{job_id}/cancel", {})
+    for message in reply if isinstance(reply, list) else [reply]:
+        print(message.get("msg", message))
+    return 0
+
+
+async def cluster_status(api: ApiClient) -> int:
+    reply = await api.get("/v1/cluster")
+    rows = [
+        {
+            "herk": h["name"],
+            "alive": "yes" if h["alive"] else "NO",
+            "workers": h["workers"],
+            "busy": h["busy"],
+            "inflight": len(h.get("inflight", [])),
+            "draining": "yes" if h.get("draining") else "",
+            "version": h.get("version", ""),
+            "uptime": f"{h.get('uptime_seconds', 0):.0f}s",
+            "last_seen": f"{h.get('seconds_since_seen', 0):.0f}s ago",
+        }
+        for h in reply["results"]
+    ]
+    print_table(
+        rows,
+        [
+            "herk",
+            "alive",
+            "workers",
+            "busy",
+            "inflight",
+            "draining",
+            "version",
+            "uptime",
+            "last_seen",
+        ],
+    )
+    print(
+        f"\nqueue depth {reply.get('queue_depth', '?')} · dead letters "
+        f"{reply.get('dead_letters', '?')} · herk nodes alive {reply.get('alive', '?')}"
+    )
+    return 0
+
+
+async def cluster_drain(api: ApiClient, herk: str) -> int:
+    await api.post(f"/v1/cluster/{herk}/drain", {})
+    print(f"asked {herk} to drain: it takes no new jobs and finishes or hands back the rest")
+    return 0
+
+
+async def cluster_scale(api: ApiClient, herk: str, workers: int) -> int:
+    await api.post(f"/v1/cluster/{herk}/scale", {"workers": workers})
+    print(f"asked {herk} to run {workers} workers")
+    return 0
+
+
+async def dead_letters(api: ApiClient, action: str, ids: list[str], limit: int) -> int:
+    if action == "list":
+        reply = await api.get("/v1/cluster/deadletters", limit=limit)
+        print_table(
+            [
+                {
+                    "id": d["id"],
+                    "type": d.get("type", ""),
+                    "node": d.get("node", ""),
+                    "reason": d["reason"],
+                }
+                for d in reply["results"]
+            ],
+            ["id", "type", "node", "reason"],
+        )
+        return 0
+    body: dict[str, Any] = {"ids": ids} if ids else {"all": True}
+    reply = await api.post(f"/v1/cluster/deadletters/{action}", body)
+    for message in reply if isinstance(reply, list) else [reply]:
+        print(message.get("msg", message))
+    return 0

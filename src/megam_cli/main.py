@@ -140,6 +140,23 @@ def _client_commands(sub: Any) -> None:
     job_show = jobs.add_parser("show", help="a job's state, reason and history")
     job_show.add_argument("job_id")
 
+    job_cancel = jobs.add_parser("cancel", help="cancel a queued or running job")
+    job_cancel.add_argument("job_id")
+
+    cluster = sub.add_parser(
+        "cluster", help="operators: herk nodes, drain, scale, dead letters"
+    ).add_subparsers(dest="action", required=True)
+    cluster.add_parser("status", help="herk nodes from their heartbeats, queue depth")
+    drain = cluster.add_parser("drain", help="stop a herk node taking work")
+    drain.add_argument("herk")
+    scale = cluster.add_parser("scale", help="change a herk node's worker count")
+    scale.add_argument("herk")
+    scale.add_argument("workers", type=int)
+    dead = cluster.add_parser("dead", help="dead-lettered requests")
+    dead.add_argument("dead_action", choices=["list", "requeue", "discard"])
+    dead.add_argument("ids", nargs="*", help="which (default: all, for requeue/discard)")
+    dead.add_argument("--limit", type=int, default=100)
+
     logs = sub.add_parser("logs", help="a node's log lines")
     logs.add_argument("node")
     logs.add_argument("--follow", "-f", action="store_true")
@@ -274,6 +291,16 @@ async def _run_client(args: argparse.Namespace) -> int:
                 )
             case ("jobs", "show"):
                 return await commands.jobs_show(api, args.job_id)
+            case ("jobs", "cancel"):
+                return await commands.jobs_cancel(api, args.job_id)
+            case ("cluster", "status"):
+                return await commands.cluster_status(api)
+            case ("cluster", "drain"):
+                return await commands.cluster_drain(api, args.herk)
+            case ("cluster", "scale"):
+                return await commands.cluster_scale(api, args.herk, args.workers)
+            case ("cluster", "dead"):
+                return await commands.dead_letters(api, args.dead_action, args.ids, args.limit)
             case ("logs", _):
                 return await commands.logs(api, args.node, args.follow, args.tail)
     raise AssertionError(f"unhandled command {args.command}")

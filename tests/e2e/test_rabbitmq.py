@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -70,3 +74,117 @@ def test_a_poison_message_is_dead_lettered_and_work_goes_on(
     started = time.monotonic()
     flows.launch_and_delete_a_local_node(cluster, "hopper@megam.io")
     assert time.monotonic() - started < 600
+
+
+FAKES = Path(__file__).parents[1] / "fakes"
+
+
+@pytest.fixture
+def ec2_cluster(amqp_url: str, processes: Processes, tmp_path: Path) -> Processes:
+    """A cluster whose herk nodes find the fake ``knife`` (it stands in for Chef's knife with the
+    knife-ec2 plugin, which cannot be installed here) first on PATH; it hangs mid-create."""
+    processes.env["MEGAM_AMQP_URL"] = amqp_url
+    processes.env["MEGAM_ADMIN_EMAILS"] = "ops@megam.io"
+    processes.start("uid", "uid")
+    wait_http(processes.env["MEGAM_UID_URL"] + "/healthz")
+    processes.start("gateway", "gateway")
+    wait_http(processes.env["MEGAM_URL"] + "/healthz")
+    herk_env = {
+        "PATH": f"{FAKES}:{os.environ['PATH']}",
+        "MEGAM_HERK_PASSENV": "MEGAM_FAKE_*",
+        "MEGAM_FAKE_HANG": "1",
+        "MEGAM_FAKE_ARGV_LOG": str(tmp_path / "knife.jsonl"),
+    }
+    for name in ("herk-a", "herk-b"):
+        processes.start(
+            name,
+            "herk",
+            "--name",
+            name,
+            "--workers",
+            "2",
+            "--metrics-port",
+            str(free_port()),
+            **herk_env,
+        )
+    return processes
+
+
+def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node(
+    ec2_cluster: Processes, tmp_path: Path
+) -> None:
+    procs = ec2_cluster
+    assert procs.cli("accounts", "create", "ops@megam.io").returncode == 0
+    keys = tmp_path / "aws-keys"
+    keys.write_text("aws_access_key_id = AKIAFAKEFAKEFAKE\naws_secret_access_key = s3cr3tValue\n")
+    added = procs.cli(
+        "clouds",
+        "add",
+        "aws",
+        "--provider",
+        "ec2",
+        "--image",
+        "ami-0abc",
+        "--flavor",
+        "t3.micro",
+        "--region",
+        "eu-west-1",
+        "--ssh-key",
+        "megam",
+        "--ssh-user",
+        "ubuntu",
+        "--group",
+        "megam",
+        "--credentials-file",
+        str(keys),
+    )
+    assert added.returncode == 0, added.stderr
+
+    status = _wait_for(
+        lambda: procs.cli("cluster", "status"), lambda out: "herk-a" in out and "herk-b" in out
+    )
+    assert "queue depth" in status
+
+    launch = procs.cli(
+        "nodes", "launch", "app.megam.io", "--cloud", "aws", "--runlist", "role[rails]"
+    )
+    assert launch.returncode == 0, launch.stderr
+    shown = _wait_for(
+        lambda: procs.cli("nodes", "show", "app1.megam.io"), lambda out: "running" in out
+    )
+    job_id = re.search(r"RIP\d+", shown).group(0)
+    log = _wait_for(lambda: procs.cli("logs", "app1.megam.io"), lambda out: "knife ec2" in out)
+    assert "s3cr3tValue" not in log and "AKIAFAKE" not in log, "no secret in the log"
+
+    cancelled = procs.cli("jobs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    job = _wait_for(lambda: procs.cli("jobs", "show", job_id), lambda out: "cancelled" in out)
+    assert re.search(r"state\s+cancelled", job), job
+    assert procs.cli("jobs", "cancel", job_id).returncode != 0, "an ended job cannot be cancelled"
+
+    runs = [json.loads(line) for line in (tmp_path / "knife.jsonl").read_text().splitlines()]
+    assert len(runs) == 1, "a server create ran exactly once"
+    assert runs[0]["argv"][:4] == ["knife", "ec2", "server", "create"] or runs[0]["argv"][1:4] == [
+        "ec2",
+        "server",
+        "create",
+    ]
+    assert not any("s3cr3t" in arg for arg in runs[0]["argv"]), "no secret in argv"
+
+    drained = procs.cli("cluster", "drain", "herk-a")
+    assert drained.returncode == 0, drained.stderr
+    _wait_for(
+        lambda: procs.cli("cluster", "status"),
+        lambda out: re.search(r"herk-a\s+\S+\s+\d+\s+\d+\s+\d+\s+yes", out) is not None,
+    )
+
+
+def _wait_for(run, ready, timeout: float = 60) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run()
+        if ready(result.stdout):
+            return result.stdout
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never ready:\n{result.stdout}\n{result.stderr}")
+        time.sleep(0.3)
