@@ -13,8 +13,9 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from herk.acceptance import AcceptancePolicy
-from herk.node import DEFAULT_HEARTBEAT_SECONDS, HerkNode
+from herk.node import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_SAMPLE_SECONDS, HerkNode
 from megam import log
+from megam.bus import Bus
 from megam.bus.amqp import AmqpBus
 from megam.config import DEFAULT_AMQP_URL, Settings
 from megam.secrets import Sealer, load_or_create_key
@@ -24,16 +25,32 @@ logger = log.get("herk.main")
 STOP_GRACE_VARIABLE = "MEGAM_HERK_STOP_GRACE"
 HEARTBEAT_VARIABLE = "MEGAM_HERK_HEARTBEAT_SECONDS"
 METRICS_HOST_VARIABLE = "MEGAM_HERK_METRICS_HOST"
+SAMPLE_VARIABLE = "MEGAM_HERK_SAMPLE_SECONDS"
+"""How often the local cloud's nodes are sampled for metrics; 0 turns sampling off."""
+
+
+def build_node(settings: Settings, bus: Bus, sealer: Sealer) -> HerkNode:
+    """A herk node configured from the environment: ``megam herk`` and ``megam up`` alike."""
+    return HerkNode(
+        settings,
+        bus,
+        sealer,
+        heartbeat_seconds=_seconds(HEARTBEAT_VARIABLE, DEFAULT_HEARTBEAT_SECONDS),
+        policy=AcceptancePolicy.from_env(),
+        sample_seconds=_seconds(SAMPLE_VARIABLE, DEFAULT_SAMPLE_SECONDS),
+    )
+
+
+def stop_grace() -> float:
+    return _seconds(STOP_GRACE_VARIABLE, 30.0)
 
 
 async def serve(settings: Settings) -> None:
-    heartbeat = _seconds(HEARTBEAT_VARIABLE, DEFAULT_HEARTBEAT_SECONDS)
-    grace = _seconds(STOP_GRACE_VARIABLE, 30.0)
-    policy = AcceptancePolicy.from_env()
+    grace = stop_grace()
     sealer = Sealer(await asyncio.to_thread(load_or_create_key, settings.secret_key_file))
     bus = AmqpBus(settings.amqp_url or DEFAULT_AMQP_URL)
     await bus.connect()
-    node = HerkNode(settings, bus, sealer, heartbeat_seconds=heartbeat, policy=policy)
+    node = build_node(settings, bus, sealer)
     runner = web.AppRunner(health_app(node))
     try:
         await node.start()

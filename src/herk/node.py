@@ -27,6 +27,7 @@ from herk.events import EventPublisher
 from herk.intake import Intake
 from herk.master import Master
 from herk.pool import WorkerPool
+from herk.sampler import LocalNodeSampler
 from herk.worker import JobWorker
 from megam import log, topology, wire
 from megam.bus import Bus, BusError, Delivery, Subscription
@@ -36,6 +37,8 @@ from megam.secrets import Sealer
 logger = log.get("herk.node")
 
 DEFAULT_HEARTBEAT_SECONDS = 5.0
+DEFAULT_SAMPLE_SECONDS = 10.0
+"""Megam's gmond reported every 10 s."""
 STOP_MARGIN = 5.0
 """After asking in-flight jobs to stop, how long beyond their kill grace to wait for them."""
 
@@ -50,6 +53,7 @@ class HerkNode:
         catalogue: Catalogue | None = None,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
         policy: AcceptancePolicy | None = None,
+        sample_seconds: float = DEFAULT_SAMPLE_SECONDS,
     ) -> None:
         self.settings = settings
         self.name = settings.herk_name
@@ -68,6 +72,8 @@ class HerkNode:
         self._control: Subscription | None = None
         self._cancels: CancelFeed | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self.sample_seconds = sample_seconds
+        self._sampling: asyncio.Task[None] | None = None
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -111,6 +117,9 @@ class HerkNode:
         self._intake = Intake(self.bus, self._master.handle)
         await self._intake.resize(self._free_capacity())
         self._heartbeat = asyncio.create_task(self._beat())
+        if self.sample_seconds > 0:
+            sampler = LocalNodeSampler(data_dir / "nodes", self.bus, self.sample_seconds)
+            self._sampling = asyncio.create_task(sampler.run())
         logger.info(
             "herk.started",
             herk=self.name,
@@ -137,6 +146,9 @@ class HerkNode:
             )
             await _wait(master.idle, longest + STOP_MARGIN)
         master.shutting_down = True
+        if self._sampling is not None:
+            self._sampling.cancel()
+            await asyncio.gather(self._sampling, return_exceptions=True)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)

@@ -359,3 +359,20 @@ async def dead_letters(api: ApiClient, action: str, ids: list[str], limit: int) 
     for message in reply if isinstance(reply, list) else [reply]:
         print(message.get("msg", message))
     return 0
+
+
+async def node_metrics(api: ApiClient, node: str) -> int:
+    """The latest value of each metric the node reported."""
+    reply = await api.get(f"/v1/nodes/{node}/metrics")
+    latest: dict[str, dict[str, Any]] = {}
+    for sample in reply["results"]:
+        if sample["name"] not in latest or sample["at"] >= latest[sample["name"]]["at"]:
+            latest[sample["name"]] = sample
+    print_table(
+        [
+            {"metric": name, "value": f"{s['value']:g}", "at": s["at"]}
+            for name, s in sorted(latest.items())
+        ],
+        ["metric", "value", "at"],
+    )
+    return 0

@@ -123,6 +123,8 @@ def _client_commands(sub: Any) -> None:
     nodes.add_parser("list", help="list your nodes")
     show = nodes.add_parser("show", help="show a node and its requests")
     show.add_argument("name")
+    node_metrics = nodes.add_parser("metrics", help="the latest metrics a node reported")
+    node_metrics.add_argument("name")
     delete = nodes.add_parser("delete", help="delete a node")
     delete.add_argument("name")
     delete.add_argument("--follow", action="store_true")
@@ -283,6 +285,8 @@ async def _run_client(args: argparse.Namespace) -> int:
                 return await commands.nodes_list(api)
             case ("nodes", "show"):
                 return await commands.nodes_show(api, args.name)
+            case ("nodes", "metrics"):
+                return await commands.node_metrics(api, args.name)
             case ("nodes", "delete"):
                 return await commands.nodes_delete(api, args.name, args.follow)
             case ("search", _):

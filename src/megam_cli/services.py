@@ -49,7 +49,7 @@ async def up(
     after_start: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
     from gateway.app import create_app
-    from herk.node import HerkNode
+    from herk.main import build_node, stop_grace
     from uid.main import start as start_uid
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ async def up(
     async with connected_bus(settings) as bus:
         uid = await start_uid(settings, host=host)  # leases the worker id the gateway uses too
         try:
-            herk = HerkNode(settings, bus, sealer)
+            herk = build_node(settings, bus, sealer)
             gateway = create_app(
                 settings, bus, LocalIdSource(uid.generator), sealer, store_url=settings.store_url
             )
@@ -78,6 +78,6 @@ async def up(
                         await after_start(url)
                     await asyncio.Event().wait()
                 finally:
-                    await herk.stop(grace=30.0)
+                    await herk.stop(grace=stop_grace())
         finally:
             await uid.stop()

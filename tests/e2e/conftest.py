@@ -96,6 +96,7 @@ def megam_env(tmp_path: Path) -> dict[str, str]:
         MEGAM_UID_PORT=str(free_port()),
         MEGAM_HERK_METRICS_PORT=str(free_port()),
         MEGAM_LOG_LEVEL="info",
+        MEGAM_HERK_SAMPLE_SECONDS="0.5",
     )
     env["MEGAM_UID_URL"] = f"http://127.0.0.1:{env['MEGAM_UID_PORT']}"
     return env

@@ -48,6 +48,11 @@ def launch_and_delete_a_local_node(procs: Processes, email: str) -> dict[str, fl
     with urllib.request.urlopen(node_url.group(0), timeout=5) as resp:
         assert resp.status == 200, "the node is a real process answering HTTP"
 
+    metrics = wait_for_cli(
+        procs, ("nodes", "metrics", "web1.megam.local"), lambda out: "http_requests_per_min" in out
+    )
+    assert "proc_rss_bytes" in metrics and "load_one" in metrics, "sampled by the herk host"
+
     shown = procs.cli("nodes", "show", "web1.megam.local")
     assert "succeeded" in shown.stdout, shown.stdout
     job_id = re.search(r"RIP\d+", shown.stdout)
@@ -87,3 +92,14 @@ def report(name: str, measured: dict[str, float]) -> None:
     if out:
         with open(out, "a") as handle:
             handle.write(f"{name} {measured}\n")
+
+
+def wait_for_cli(procs: Processes, args: tuple[str, ...], ready, timeout: float = 60) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        result = procs.cli(*args)
+        if ready(result.stdout):
+            return result.stdout
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{args} never ready:\n{result.stdout}\n{result.stderr}")
+        time.sleep(0.3)

@@ -16,6 +16,7 @@ from megam import topology
 from megam.bus.amqp import AmqpBus
 from tests.e2e import flows
 from tests.e2e.conftest import Processes, free_port, wait_http
+from tests.e2e.flows import wait_for_cli
 
 
 @pytest.fixture
@@ -140,8 +141,8 @@ def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node
     )
     assert added.returncode == 0, added.stderr
 
-    status = _wait_for(
-        lambda: procs.cli("cluster", "status"), lambda out: "herk-a" in out and "herk-b" in out
+    status = wait_for_cli(
+        procs, ("cluster", "status"), lambda out: "herk-a" in out and "herk-b" in out
     )
     assert "queue depth" in status
 
@@ -149,16 +150,14 @@ def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node
         "nodes", "launch", "app.megam.io", "--cloud", "aws", "--runlist", "role[rails]"
     )
     assert launch.returncode == 0, launch.stderr
-    shown = _wait_for(
-        lambda: procs.cli("nodes", "show", "app1.megam.io"), lambda out: "running" in out
-    )
+    shown = wait_for_cli(procs, ("nodes", "show", "app1.megam.io"), lambda out: "running" in out)
     job_id = re.search(r"RIP\d+", shown).group(0)
-    log = _wait_for(lambda: procs.cli("logs", "app1.megam.io"), lambda out: "knife ec2" in out)
+    log = wait_for_cli(procs, ("logs", "app1.megam.io"), lambda out: "knife ec2" in out)
     assert "s3cr3tValue" not in log and "AKIAFAKE" not in log, "no secret in the log"
 
     cancelled = procs.cli("jobs", "cancel", job_id)
     assert cancelled.returncode == 0, cancelled.stderr
-    job = _wait_for(lambda: procs.cli("jobs", "show", job_id), lambda out: "cancelled" in out)
+    job = wait_for_cli(procs, ("jobs", "show", job_id), lambda out: "cancelled" in out)
     assert re.search(r"state\s+cancelled", job), job
     assert procs.cli("jobs", "cancel", job_id).returncode != 0, "an ended job cannot be cancelled"
 
@@ -173,18 +172,8 @@ def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node
 
     drained = procs.cli("cluster", "drain", "herk-a")
     assert drained.returncode == 0, drained.stderr
-    _wait_for(
-        lambda: procs.cli("cluster", "status"),
+    wait_for_cli(
+        procs,
+        ("cluster", "status"),
         lambda out: re.search(r"herk-a\s+\S+\s+\d+\s+\d+\s+\d+\s+yes", out) is not None,
     )
-
-
-def _wait_for(run, ready, timeout: float = 60) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        result = run()
-        if ready(result.stdout):
-            return result.stdout
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never ready:\n{result.stdout}\n{result.stderr}")
-        time.sleep(0.3)
