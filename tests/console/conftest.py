@@ -93,8 +93,10 @@ def gateway_on_rabbitmq(processes: Processes, amqp_url: str) -> Gateway:  # noqa
     return start_platform(processes)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One browser for the console tests; closed when they end, because Playwright's sync API
+    keeps an event loop in this thread while it runs, which async tests after it cannot share."""
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
