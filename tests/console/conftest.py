@@ -63,7 +63,12 @@ class Gateway:
             raise AssertionError(f"{method} {path}: {exc.code} {exc.read()!r}") from None
 
 
-def start_platform(processes: Processes) -> Gateway:  # noqa: F811 - the e2e fixture's type
+def start_platform(processes: Processes, *, sample_seconds: float = 0) -> Gateway:  # noqa: F811
+    """``megam up`` with the fake knife first on PATH (it hangs mid-create until cancelled).
+
+    Herk's metric sampling is off unless asked for, so chart tests see only the samples they
+    publish themselves.
+    """
     processes.start(
         "up",
         "up",
@@ -74,6 +79,7 @@ def start_platform(processes: Processes) -> Gateway:  # noqa: F811 - the e2e fix
         MEGAM_FAKE_HANG="1",
         MEGAM_FAKE_LINES="3",
         MEGAM_ADMIN_EMAILS=OPERATOR,
+        MEGAM_HERK_SAMPLE_SECONDS=str(sample_seconds),
     )
     url = processes.env["MEGAM_URL"]
     wait_http(url + "/healthz")
@@ -84,6 +90,12 @@ def start_platform(processes: Processes) -> Gateway:  # noqa: F811 - the e2e fix
 def gateway(processes: Processes) -> Gateway:  # noqa: F811 - the e2e fixture, reused
     """``megam up`` on its embedded bus."""
     return start_platform(processes)
+
+
+@pytest.fixture
+def gateway_sampling(processes: Processes) -> Gateway:  # noqa: F811
+    """``megam up`` whose herk host samples its local nodes every second, as in production."""
+    return start_platform(processes, sample_seconds=1)
 
 
 @pytest.fixture

@@ -65,7 +65,8 @@ def local_node(tmp_path: Path) -> tuple[Path, str]:
     home = tmp_path / "nodes" / "ACT123" / "web1.megam.local"
     home.mkdir(parents=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "herk.provision.node_server", "--home", str(home)], start_new_session=True
+        [sys.executable, "-m", "herk.provision.node_server", "--home", str(home)],
+        start_new_session=True,
     )
     deadline = time.monotonic() + 20
     while not (home / "run" / "port").exists() and time.monotonic() < deadline:
