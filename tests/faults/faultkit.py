@@ -223,6 +223,11 @@ class Recorder:
             if self._bus.reconnects != self._reconnects:  # we were cut off too: start over
                 self._reconnects = self._bus.reconnects
                 self._connected_since = time.monotonic()
+            if not await self._caught_up():
+                # As the gateway's reconciler: a heartbeat waiting behind a backlog of events is
+                # not silence, so nothing is judged until the recorder has read what is queued.
+                self._connected_since = time.monotonic()
+                continue
             now = time.monotonic()
             for herk, beat in list(self.beats.items()):
                 silence = max(3 * beat.interval, self.silence_floor)
@@ -234,6 +239,13 @@ class Recorder:
                     if held.accepted and self._open_at(held.job_id, held.attempt):
                         self.interrupted_by_rule[held.job_id] = f"herk node {herk} stopped"
                 self._changed.set()
+
+    async def _caught_up(self) -> bool:
+        assert self._bus is not None
+        try:
+            return await self._bus.queue_depth(topology.GATEWAY_EVENTS.name) == 0
+        except Exception:  # the broker is away: we cannot judge anyone's silence
+            return False
 
     def _open_at(self, job_id: str, attempt: int) -> bool:
         return not any(
