@@ -80,6 +80,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(svc.publisher.run(), name="gateway-outbox"))
         tasks.append(asyncio.create_task(reconciler.run(), name="gateway-reconciler"))
         tasks.append(asyncio.create_task(_purge_forever(svc), name="gateway-retention"))
+        tasks.append(asyncio.create_task(_roll_up_forever(svc), name="gateway-rollups"))
         logger.info("gateway.started")
         yield
     finally:
@@ -96,15 +97,31 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _purge_forever(svc: Services) -> None:
-    """Retention: old log lines and long-finished jobs go (MongoDB's TTL indexes do it too)."""
+    """Retention: old log lines, long-finished jobs and old metric points go (MongoDB's TTL
+    indexes drop lines and jobs too)."""
     while True:
         try:
-            lines, jobs = await svc.store.purge(time.time())
-            if lines or jobs:
-                logger.info("retention.purged", lines=lines, jobs=jobs)
+            purged = await svc.store.purge(time.time())
+            if purged.lines or purged.jobs or purged.samples:
+                logger.info(
+                    "retention.purged",
+                    lines=purged.lines,
+                    jobs=purged.jobs,
+                    metric_points=purged.samples,
+                )
         except StoreError as exc:
             logger.warning("retention.store_unavailable", error=str(exc))
         await asyncio.sleep(svc.options.purge_interval_seconds)
+
+
+async def _roll_up_forever(svc: Services) -> None:
+    """Downsampling: new metric samples join their 5-minute and hourly points."""
+    while True:
+        try:
+            await svc.store.roll_up(time.time())
+        except StoreError as exc:
+            logger.warning("rollup.store_unavailable", error=str(exc))
+        await asyncio.sleep(svc.options.rollup_interval_seconds)
 
 
 async def _end_live_tails(app: web.Application) -> None:

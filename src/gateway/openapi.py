@@ -96,11 +96,13 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         status=101,
     ),
     ("GET", "/v1/nodes/{name}/metrics"): Operation(
-        "A node's metric samples over time",
-        "Megam::MetricSampleCollection",
+        "A node's metric series: raw samples, or 5-minute or hourly points (mean, low, high)",
+        "Megam::MetricSampleCollection (points with step; rolled-up ones with low, high, count)",
         query=(
             Query("name", "only this metric, e.g. cpu_system"),
             Query("since", "seconds since the epoch", "number"),
+            Query("step", "auto (default), raw, 300 or 3600: the resolution"),
+            Query("limit", "at most this many points, newest kept (default 1000)", "integer"),
         ),
     ),
     ("POST", "/v1/requests/content"): Operation(

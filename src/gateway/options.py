@@ -49,12 +49,21 @@ class GatewayOptions:
     job_retention_days: float = 365.0
     """… and jobs finished longer ago than this, with their lines and history
     (MEGAM_GATEWAY_JOB_RETENTION_DAYS). Nodes and unfinished jobs are kept."""
+    metric_retention_days: tuple[float, float, float] = (2.0, 35.0, 400.0)
+    """How long metrics are kept as raw samples, as 5-minute points and as hourly points
+    (MEGAM_GATEWAY_METRIC_RETENTION_DAYS, e.g. ``2,35,400``)."""
     purge_interval_seconds: float = 3600.0
+    rollup_interval_seconds: float = 60.0
+    """How often new metric samples are folded into 5-minute and hourly points
+    (MEGAM_GATEWAY_ROLLUP_INTERVAL)."""
 
     @property
     def retention(self) -> Retention:
+        raw, five_minutes, hours = (days * 86400 for days in self.metric_retention_days)
         return Retention(
-            log_seconds=self.log_retention_days * 86400, job_seconds=self.job_retention_days * 86400
+            log_seconds=self.log_retention_days * 86400,
+            job_seconds=self.job_retention_days * 86400,
+            metric_seconds=(raw, five_minutes, hours),
         )
 
     @classmethod
@@ -79,7 +88,30 @@ class GatewayOptions:
             job_retention_days=_number(
                 "MEGAM_GATEWAY_JOB_RETENTION_DAYS", default.job_retention_days
             ),
+            rollup_interval_seconds=_number(
+                "MEGAM_GATEWAY_ROLLUP_INTERVAL", default.rollup_interval_seconds
+            ),
+            metric_retention_days=_metric_days(
+                os.environ.get("MEGAM_GATEWAY_METRIC_RETENTION_DAYS", ""),
+                default.metric_retention_days,
+            ),
         )
+
+
+def _metric_days(raw: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    if raw == "":
+        return default
+    problem = (
+        "MEGAM_GATEWAY_METRIC_RETENTION_DAYS must be three growing numbers of days "
+        f"(raw samples, 5-minute points, hourly points), e.g. 2,35,400; got {raw!r}"
+    )
+    try:
+        raw_days, five_minutes, hours = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(problem) from None
+    if not 0 < raw_days <= five_minutes <= hours:
+        raise ValueError(problem)
+    return raw_days, five_minutes, hours
 
 
 def _emails(raw: str) -> frozenset[str]:

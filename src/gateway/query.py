@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
@@ -34,3 +35,17 @@ def job_id(request: web.Request) -> str | None:
     if not JOB_ID.fullmatch(raw):
         raise BadRequest(f"query parameter job must be a job id such as RIP4316…, got {raw!r}")
     return raw
+
+
+def epoch(request: web.Request, name: str) -> float | None:
+    """Seconds since the epoch, or None when absent."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name} must be seconds since the epoch") from None
+    if not math.isfinite(value):
+        raise BadRequest(f"query parameter {name} must be a finite number")
+    return value

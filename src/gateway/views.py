@@ -133,7 +133,10 @@ def log_line(line: LogLine) -> dict[str, Any]:
 
 
 def metric_sample(sample: MetricSample) -> dict[str, Any]:
-    return {"name": sample.name, "value": sample.value, "at": iso(sample.at)}
+    point = {"name": sample.name, "value": sample.value, "at": iso(sample.at), "step": sample.step}
+    if sample.step:
+        point |= {"low": sample.low, "high": sample.high, "count": sample.count}
+    return point
 
 
 def herk_node(record: HerkNode, now: float, alive: bool) -> dict[str, Any]:

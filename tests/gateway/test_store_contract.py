@@ -12,16 +12,20 @@ from msgspec.structs import replace
 
 from gateway import jobs
 from gateway.store import Conflict, NotStored, Store, store_for_url
+from gateway.store import mongo as mongo_store
+from gateway.store import sqlite as sqlite_store
 from gateway.store.records import (
     Account,
     CloudTarget,
     Document,
     Job,
     Launch,
+    MetricSample,
     Node,
     NodeChange,
     OutboxEntry,
     PredefCloud,
+    Purged,
 )
 from megam import wire
 
@@ -529,6 +533,113 @@ class TestMetricsAndHeartbeats:
         )
 
 
+HOUR = 472_223 * 3600.0
+"""An epoch second that starts an hour (and so a 5-minute point)."""
+
+
+async def sampled(store: Store, owner: Account, node: str, samples: dict[float, float]) -> None:
+    """Report one metric, ``cpu``, of ``node`` at each of the given times."""
+    for at, value in samples.items():
+        event = wire.MetricEvent(node=node, account=owner.id, samples={"cpu": value}, at=at)
+        assert (await store.add_metrics(event)).applied
+
+
+def points(
+    samples: list[MetricSample],
+) -> list[tuple[float, float, float | None, float | None, int]]:
+    return [(s.at - HOUR, s.value, s.low, s.high, s.count) for s in samples]
+
+
+class TestMetricRollups:
+    async def test_samples_fold_into_five_minute_points_and_those_into_hours(
+        self, store: Store
+    ) -> None:
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        await sampled(store, owner, "m.local", {HOUR: 1.0, HOUR + 10: 3.0, HOUR + 300: 8.0})
+
+        assert await store.roll_up(HOUR + 600) == 3  # two 5-minute points, one hour
+
+        five = await store.metrics(owner.id, "m.local", step=300)
+        assert points(five) == [(0, 2.0, 1.0, 3.0, 2), (300, 8.0, 8.0, 8.0, 1)]
+        assert {s.step for s in five} == {300}
+        hour = await store.metrics(owner.id, "m.local", step=3600)
+        assert points(hour) == [(0, 4.0, 1.0, 8.0, 3)]  # the mean of the samples, not of points
+        raw = await store.metrics(owner.id, "m.local")
+        assert [(s.value, s.step) for s in raw] == [(1.0, 0), (3.0, 0), (8.0, 0)]
+
+    async def test_a_roll_up_with_nothing_new_writes_nothing(self, store: Store) -> None:
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        await sampled(store, owner, "m.local", {HOUR: 1.0})
+        assert await store.roll_up(HOUR + 600) == 2
+        assert await store.roll_up(HOUR + 600) == 0
+
+    async def test_a_late_sample_recomputes_the_points_it_falls_into(self, store: Store) -> None:
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        await sampled(store, owner, "m.local", {HOUR + 60: 2.0, HOUR + 900: 6.0})
+        await store.roll_up(HOUR + 1200)
+
+        await sampled(store, owner, "m.local", {HOUR + 30: 4.0})  # e.g. from a backlog
+        await store.roll_up(HOUR + 1200)
+
+        five = await store.metrics(owner.id, "m.local", step=300)
+        assert points(five) == [(0, 3.0, 2.0, 4.0, 2), (900, 6.0, 6.0, 6.0, 1)]
+        assert points(await store.metrics(owner.id, "m.local", step=3600)) == [
+            (0, 4.0, 2.0, 6.0, 3)
+        ]
+
+    async def test_a_long_backlog_rolls_up_in_batches(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlite_store, "ROLLUP_BATCH", 4)
+        monkeypatch.setattr(mongo_store, "ROLLUP_BATCH", 4)
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        await sampled(store, owner, "m.local", {HOUR + 60 * i: float(i) for i in range(10)})
+
+        await store.roll_up(HOUR + 3600)
+
+        five = await store.metrics(owner.id, "m.local", step=300)
+        assert [(s.at - HOUR, s.count) for s in five] == [(0, 5), (300, 5)]
+        assert points(await store.metrics(owner.id, "m.local", step=3600)) == [
+            (0, 4.5, 0.0, 9.0, 10)
+        ]
+
+    async def test_points_are_per_account_node_and_metric(self, store: Store) -> None:
+        owner, other = await account(store), await account(store)
+        await store.add_launches([launch(owner, "a.local"), launch(owner, "b.local")])
+        await store.add_launches([launch(other, "c.local")])
+        both = {"cpu": 1.0, "rps": 5.0}
+        await store.add_metrics(
+            wire.MetricEvent(node="a.local", account=owner.id, samples=both, at=HOUR)
+        )
+        await sampled(store, owner, "b.local", {HOUR: 7.0})
+        await sampled(store, other, "c.local", {HOUR: 9.0})
+        await store.roll_up(HOUR + 600)
+
+        mine = await store.metrics(owner.id, "a.local", step=300)
+        assert [(s.name, s.value) for s in mine] == [("cpu", 1.0), ("rps", 5.0)]
+        only_rps = await store.metrics(owner.id, "a.local", name="rps", step=3600)
+        assert [(s.name, s.value) for s in only_rps] == [("rps", 5.0)]
+        assert [s.value for s in await store.metrics(owner.id, "b.local", step=300)] == [7.0]
+        assert await store.metrics(other.id, "a.local", step=300) == []
+
+    async def test_since_takes_the_point_that_holds_it_and_limit_keeps_the_newest(
+        self, store: Store
+    ) -> None:
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        await sampled(store, owner, "m.local", {HOUR + 300 * i: float(i) for i in range(4)})
+        await store.roll_up(HOUR + 1200)
+
+        since = await store.metrics(owner.id, "m.local", since=HOUR + 650, step=300)
+        assert [s.at - HOUR for s in since] == [600, 900]
+        newest = await store.metrics(owner.id, "m.local", step=300, limit=1)
+        assert [s.at - HOUR for s in newest] == [900]
+
+
 class TestRetention:
     async def test_old_lines_and_long_finished_jobs_go_the_rest_stays(self, store: Store) -> None:
         owner = await account(store)
@@ -554,14 +665,37 @@ class TestRetention:
             )
         )
 
-        lines, jobs = await store.purge(now)
+        purged = await store.purge(now)
 
-        assert (lines, jobs) == (2, 1)  # the stale line; the old job and its line
+        assert (purged.lines, purged.jobs) == (2, 1)  # the stale line; the old job and its line
         assert await store.job(owner.id, old.job.id) is None
         assert (await store.job(owner.id, running.job.id)).state == "running"
         kept = await store.log_lines(owner.id, running.node.id)
         assert [line.text for line in kept] == ["new line"]
         assert (await store.node(owner.id, "old.local")).status == "RUNNING"
+
+    async def test_each_metric_resolution_is_kept_for_its_own_time(self, store: Store) -> None:
+        owner = await account(store)
+        await store.add_launches([launch(owner, "m.local")])
+        days = 86400.0
+        now = HOUR + 500 * days
+        await sampled(
+            store,
+            owner,
+            "m.local",
+            {now - 300 * days: 1.0, now - 30 * days: 2.0, now - 1 * days: 3.0},
+        )
+
+        purged = await store.purge(now)  # rolls up first: nothing is lost unrolled
+
+        raw = await store.metrics(owner.id, "m.local")
+        assert [s.value for s in raw] == [3.0]  # raw samples: 2 days
+        five = await store.metrics(owner.id, "m.local", step=300)
+        assert [s.value for s in five] == [2.0, 3.0]  # 5-minute points: 35 days
+        hourly = await store.metrics(owner.id, "m.local", step=3600)
+        assert [s.value for s in hourly] == [1.0, 2.0, 3.0]  # hourly points: 400 days
+        assert purged.samples == 3  # two raw samples and one 5-minute point
+        assert await store.purge(now) == Purged()
 
 
 class TestDurability:

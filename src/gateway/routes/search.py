@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Final
 
@@ -37,8 +36,8 @@ async def search_logs(request: web.Request) -> web.Response:
         node_name=_node_name(request),
         job_id=query.job_id(request),
         job_state=state,
-        since=_epoch(request, "since"),
-        until=_epoch(request, "until"),
+        since=query.epoch(request, "since"),
+        until=query.epoch(request, "until"),
         limit=query.integer(request, "limit", default=100, low=1, high=1000) or 100,
     )
     hits = await services(request).store.search_logs(caller(request).id, wanted)
@@ -54,16 +53,3 @@ def _node_name(request: web.Request) -> str | None:
     if name is not None and not _NODE_NAME.fullmatch(name):
         raise BadRequest(f"query parameter node must be a node name, got {name!r}")
     return name
-
-
-def _epoch(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name} must be seconds since the epoch") from None
-    if not math.isfinite(value):
-        raise BadRequest(f"query parameter {name} must be a finite number")
-    return value

@@ -25,6 +25,7 @@ from gateway.store.records import (
     NodeChange,
     OutboxEntry,
     PredefCloud,
+    Purged,
 )
 from megam.wire import Heartbeat, LogEvent, MetricEvent, StatusEvent
 
@@ -232,9 +233,18 @@ class Store(abc.ABC):
         *,
         name: str | None = None,
         since: float = 0.0,
+        step: int = 0,
         limit: int = 1000,
     ) -> list[MetricSample]:
-        """The latest ``limit`` samples since ``since``, oldest first."""
+        """The latest ``limit`` points since ``since``, oldest first: raw samples (``step`` 0)
+        or points rolled up over ``step`` seconds (one of ``ROLLUP_STEPS``)."""
+
+    @abc.abstractmethod
+    async def roll_up(self, now: float) -> int:
+        """Fold the samples that arrived since the last roll-up into their 5-minute and hourly
+        points, recomputing any point a late sample falls into; return the points written.
+        An hour whose 5-minute points are past their retention keeps the value it has (it is
+        only filled in when missing)."""
 
     @abc.abstractmethod
     async def herk_nodes(self) -> list[HerkNode]: ...
@@ -242,7 +252,8 @@ class Store(abc.ABC):
     # retention ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def purge(self, now: float) -> tuple[int, int]:
-        """Drop log lines older than the store's log retention, and jobs finished longer ago
-        than its job retention with their lines; return (lines, jobs) dropped. Unfinished jobs
-        and nodes are never dropped."""
+    async def purge(self, now: float) -> Purged:
+        """Drop log lines older than the store's log retention, jobs finished longer ago than
+        its job retention with their lines, and metric points older than their resolution's
+        retention. Samples are rolled up before they are dropped. Unfinished jobs and nodes
+        are never dropped."""

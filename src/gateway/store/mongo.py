@@ -7,7 +7,8 @@ process (run one gateway per database, as with SQLite). Search is by words: each
 lower-cased words in an indexed array and a query asks for all of them, which is the whole-word
 contract of the SQLite FTS5 index (a ``$text`` index would stem and drop stop words, and the
 SecantusDB server the contract suite runs on has none). Retention: TTL indexes expire log lines
-and finished jobs, and :meth:`purge` applies the same rule at once.
+and finished jobs, and :meth:`purge` applies the same rule at once. Metric samples carry a
+``rolled`` flag until :meth:`roll_up` has folded them into their 5-minute and hourly points.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from gateway import lifecycle
 from gateway.store.base import Conflict, NotStored, Store, StoreError
 from gateway.store.records import (
+    ROLLUP_STEPS,
     Account,
     CancelOutcome,
     CloudTarget,
@@ -45,6 +47,7 @@ from gateway.store.records import (
     NodeChange,
     OutboxEntry,
     PredefCloud,
+    Purged,
     Retention,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
@@ -122,6 +125,13 @@ class MongoStore(Store):
         await db.metric_samples.create_index(
             [("account_id", 1), ("node_name", 1), ("name", 1), ("at", 1)], unique=True
         )
+        await db.metric_samples.create_index([("rolled", 1), ("_id", 1)])
+        await db.metric_samples.create_index("at")
+        await db.metric_rollups.create_index(
+            [("account_id", 1), ("node_name", 1), ("step", 1), ("at", 1), ("name", 1)],
+            unique=True,
+        )
+        await db.metric_rollups.create_index([("step", 1), ("at", 1)])
         await db.documents.create_index([("account_id", 1), ("kind", 1), ("name", 1)], unique=True)
         await db.documents.create_index([("account_id", 1), ("kind", 1), ("node_id", 1)])
 
@@ -562,7 +572,14 @@ class MongoStore(Store):
             return EventOutcome(applied=False, why="unknown node")
         at = event.at or _now()
         docs = [
-            {"account_id": event.account, "node_name": event.node, "name": n, "value": v, "at": at}
+            {
+                "account_id": event.account,
+                "node_name": event.node,
+                "name": n,
+                "value": v,
+                "at": at,
+                "rolled": False,
+            }
             for n, v in event.samples.items()
         ]
         inserted = await _insert_new(self._db.metric_samples, docs)
@@ -669,18 +686,83 @@ class MongoStore(Store):
         *,
         name: str | None = None,
         since: float = 0.0,
+        step: int = 0,
         limit: int = 1000,
     ) -> list[MetricSample]:
-        where: Doc = {"account_id": account_id, "node_name": node_name, "at": {"$gte": since}}
+        if step and step not in ROLLUP_STEPS:
+            raise ValueError(f"no roll-up of {step} seconds")
+        where: Doc = {"account_id": account_id, "node_name": node_name}
         if name is not None:
             where["name"] = name
-        cursor = (
-            self._db.metric_samples.find(where)
-            .sort([("at", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit)
-        )
-        samples = [MetricSample(name=d["name"], value=d["value"], at=d["at"]) async for d in cursor]
+        if step:
+            # a point covers [at, at + step): the one holding ``since`` is in
+            where |= {"step": step, "at": {"$gt": since - step}}
+            cursor = self._db.metric_rollups.find(where).sort(
+                [("at", DESCENDING), ("name", DESCENDING)]
+            )
+        else:
+            where["at"] = {"$gte": since}
+            cursor = self._db.metric_samples.find(where).sort(
+                [("at", DESCENDING), ("_id", DESCENDING)]
+            )
+        samples = [_metric_sample(doc, step) async for doc in cursor.limit(limit)]
         return sorted(samples, key=lambda s: (s.at, s.name))
+
+    @_mapped
+    async def roll_up(self, now: float) -> int:
+        finest_kept = now - self.retention.keeps(ROLLUP_STEPS[0])
+        written = 0
+        while True:
+            cursor = self._db.metric_samples.find(
+                {"rolled": False}, {"account_id": 1, "node_name": 1, "name": 1, "at": 1}
+            )
+            batch = [doc async for doc in cursor.sort("_id", ASCENDING).limit(ROLLUP_BATCH)]
+            if not batch:
+                return written
+            for finer, step in zip((0, *ROLLUP_STEPS), ROLLUP_STEPS, strict=False):
+                # a point whose finer points may be gone already is only filled in
+                fresh = [doc for doc in batch if not finer or doc["at"] >= finest_kept]
+                old = [doc for doc in batch if finer and doc["at"] < finest_kept]
+                written += await self._recompute(_buckets(fresh, step), step, finer)
+                written += await self._recompute(_buckets(old, step), step, finer, fill_only=True)
+            ids = [doc["_id"] for doc in batch]
+            await self._db.metric_samples.update_many(
+                {"_id": {"$in": ids}}, {"$set": {"rolled": True}}
+            )
+            if len(batch) < ROLLUP_BATCH:
+                return written
+
+    async def _recompute(
+        self, buckets: dict[_Series, set[int]], step: int, finer: int, *, fill_only: bool = False
+    ) -> int:
+        """Rewrite (or with ``fill_only``, add when missing) the ``step`` points of ``buckets``
+        from the ``finer`` points they hold."""
+        writes: list[ReplaceOne[Doc] | UpdateOne] = []
+        for series, starts in buckets.items():
+            account_id, node_name, name = series
+            where: Doc = {
+                "account_id": account_id,
+                "node_name": node_name,
+                "name": name,
+                "at": {"$gte": min(starts), "$lt": max(starts) + step},
+            }
+            source = self._db.metric_rollups if finer else self._db.metric_samples
+            if finer:
+                where["step"] = finer
+            folds: dict[int, _Fold] = {}
+            async for doc in source.find(where):
+                start = _bucket_of(doc["at"], step)
+                if start in starts:
+                    folds.setdefault(start, _Fold()).add(doc)
+            for start, fold in folds.items():
+                key = {**dict(zip(_SERIES, series, strict=True)), "step": step, "at": start}
+                if fill_only:
+                    writes.append(UpdateOne(key, {"$setOnInsert": fold.point()}, upsert=True))
+                else:
+                    writes.append(ReplaceOne(key, key | fold.point(), upsert=True))
+        if writes:
+            await self._db.metric_rollups.bulk_write(writes, ordered=False)
+        return len(writes)
 
     @_mapped
     async def herk_nodes(self) -> list[HerkNode]:
@@ -702,7 +784,8 @@ class MongoStore(Store):
         ]
 
     @_mapped
-    async def purge(self, now: float) -> tuple[int, int]:
+    async def purge(self, now: float) -> Purged:
+        await self.roll_up(now)
         lines = await self._db.log_lines.delete_many(
             {"at": {"$lt": now - self.retention.log_seconds}}
         )
@@ -714,7 +797,75 @@ class MongoStore(Store):
         ]
         their_lines = await self._db.log_lines.delete_many({"job_id": {"$in": old_jobs}})
         jobs = await self._db.jobs.delete_many({"_id": {"$in": old_jobs}})
-        return lines.deleted_count + their_lines.deleted_count, jobs.deleted_count
+        samples = await self._db.metric_samples.delete_many(
+            {"at": {"$lt": now - self.retention.keeps(0)}, "rolled": True}
+        )
+        dropped = samples.deleted_count
+        for step in ROLLUP_STEPS:
+            points = await self._db.metric_rollups.delete_many(
+                {"step": step, "at": {"$lt": now - self.retention.keeps(step)}}
+            )
+            dropped += points.deleted_count
+        return Purged(
+            lines=lines.deleted_count + their_lines.deleted_count,
+            jobs=jobs.deleted_count,
+            samples=dropped,
+        )
+
+
+# metric roll-ups ------------------------------------------------------------------------------
+
+ROLLUP_BATCH: Final = 20_000
+"""Raw samples folded per pass of the roll-up loop."""
+
+_SERIES: Final = ("account_id", "node_name", "name")
+_Series = tuple[str, str, str]
+
+
+class _Fold:
+    """Mean, least, most and count of the points that fall into one coarser point."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+        self.low, self.high = float("inf"), float("-inf")
+
+    def add(self, doc: Doc) -> None:
+        count = doc.get("count", 1)  # a raw sample counts once
+        self.total += doc["value"] * count
+        self.count += count
+        self.low = min(self.low, doc.get("low", doc["value"]))
+        self.high = max(self.high, doc.get("high", doc["value"]))
+
+    def point(self) -> Doc:
+        mean = self.total / self.count
+        return {"value": mean, "low": self.low, "high": self.high, "count": self.count}
+
+
+def _bucket_of(at: float, step: int) -> int:
+    return int(at // step) * step
+
+
+def _buckets(docs: list[Doc], step: int) -> dict[_Series, set[int]]:
+    """The ``step`` points each sample's series has new samples in."""
+    buckets: dict[_Series, set[int]] = {}
+    for doc in docs:
+        series = (doc["account_id"], doc["node_name"], doc["name"])
+        buckets.setdefault(series, set()).add(_bucket_of(doc["at"], step))
+    return buckets
+
+
+def _metric_sample(doc: Doc, step: int) -> MetricSample:
+    if not step:
+        return MetricSample(name=doc["name"], value=doc["value"], at=doc["at"])
+    return MetricSample(
+        name=doc["name"],
+        value=doc["value"],
+        at=doc["at"],
+        step=step,
+        low=doc["low"],
+        high=doc["high"],
+        count=doc["count"],
+    )
 
 
 # documents <-> records ------------------------------------------------------------------------

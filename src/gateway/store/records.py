@@ -6,7 +6,7 @@ Fields named ``*_encrypted`` hold Fernet tokens made by the gateway: the store s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -141,9 +141,17 @@ class LogHit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MetricSample(msgspec.Struct, frozen=True, kw_only=True):
+    """One point of a node's metric series: a raw sample (``step`` 0), or the roll-up of the
+    ``count`` samples in ``[at, at + step)``: their mean as ``value``, their least and most as
+    ``low`` and ``high``."""
+
     name: str
     value: float
     at: float
+    step: int = 0
+    low: float | None = None
+    high: float | None = None
+    count: int = 1
 
 
 class HerkNode(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,8 +222,29 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: float
 
 
+ROLLUP_STEPS: Final = (300, 3600)
+"""Metric samples are rolled up into 5-minute points, and those into hourly points, the way
+Ganglia's round-robin archives kept ever coarser series for ever longer."""
+
+
 class Retention(msgspec.Struct, frozen=True, kw_only=True):
-    """How long the store keeps log lines, and finished jobs (with their history and lines)."""
+    """How long the store keeps log lines, finished jobs (with their history and lines), and
+    each resolution of the metric series: raw samples, then 5-minute, then hourly points."""
 
     log_seconds: float = 30 * 86400.0
     job_seconds: float = 365 * 86400.0
+    metric_seconds: tuple[float, float, float] = (2 * 86400.0, 35 * 86400.0, 400 * 86400.0)
+    """Raw samples, 5-minute points, hourly points: ``(0, *ROLLUP_STEPS)`` in order."""
+
+    def keeps(self, step: int) -> float:
+        """How long points of ``step`` seconds (0: raw samples) are kept."""
+        return dict(zip((0, *ROLLUP_STEPS), self.metric_seconds, strict=True))[step]
+
+
+class Purged(msgspec.Struct, frozen=True, kw_only=True):
+    """What one retention pass dropped."""
+
+    lines: int = 0
+    jobs: int = 0
+    samples: int = 0
+    """Raw metric samples and rolled-up points."""

@@ -26,6 +26,7 @@ from gateway import lifecycle
 from gateway.store import sqlite_schema
 from gateway.store.base import Conflict, NotStored, Store, StoreError
 from gateway.store.records import (
+    ROLLUP_STEPS,
     Account,
     CancelOutcome,
     CloudTarget,
@@ -43,6 +44,7 @@ from gateway.store.records import (
     NodeChange,
     OutboxEntry,
     PredefCloud,
+    Purged,
     Retention,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
@@ -368,8 +370,11 @@ class SqliteStore(Store):
         *,
         name: str | None = None,
         since: float = 0.0,
+        step: int = 0,
         limit: int = 1000,
     ) -> list[MetricSample]:
+        if step:
+            return await self._rollups(account_id, node_name, name, since, step, limit)
         where = "account_id = ? AND node_name = ? AND at >= ?"
         args: list[Any] = [account_id, node_name, since]
         if name is not None:
@@ -381,6 +386,38 @@ class SqliteStore(Store):
         )
         rows = await self._read(_all, sql, (*args, limit))
         return [MetricSample(name=r[0], value=r[1], at=r[2]) for r in rows]
+
+    async def _rollups(
+        self, account_id: str, node_name: str, name: str | None, since: float, step: int, limit: int
+    ) -> list[MetricSample]:
+        if step not in ROLLUP_STEPS:
+            raise ValueError(f"no roll-up of {step} seconds")
+        # a point covers [at, at + step): the one holding ``since`` is in
+        where = "account_id = ? AND node_name = ? AND step = ? AND at > ?"
+        args: list[Any] = [account_id, node_name, step, since - step]
+        if name is not None:
+            where += " AND name = ?"
+            args.append(name)
+        sql = (
+            "SELECT * FROM (SELECT name, value, at, low, high, count FROM metric_rollups "
+            f"WHERE {where} ORDER BY at DESC, name DESC LIMIT ?) ORDER BY at, name"
+        )
+        rows = await self._read(_all, sql, (*args, limit))
+        return [
+            MetricSample(name=r[0], value=r[1], at=r[2], step=step, low=r[3], high=r[4], count=r[5])
+            for r in rows
+        ]
+
+    async def roll_up(self, now: float) -> int:
+        # in batches, so a long backlog never holds the writer (and event ingestion) for long
+        written = 0
+        while True:
+            points, more = await self._write(
+                _roll_up_batch, ROLLUP_BATCH, now - self.retention.keeps(ROLLUP_STEPS[0])
+            )
+            written += points
+            if not more:
+                return written
 
     async def herk_nodes(self) -> list[HerkNode]:
         rows = await self._read(
@@ -405,10 +442,14 @@ class SqliteStore(Store):
             for r in rows
         ]
 
-    async def purge(self, now: float) -> tuple[int, int]:
-        return await self._write(
+    async def purge(self, now: float) -> Purged:
+        await self.roll_up(now)
+        lines, jobs = await self._write(
             _purge, now - self.retention.log_seconds, now - self.retention.job_seconds
         )
+        cutoffs = [(step, now - self.retention.keeps(step)) for step in (0, *ROLLUP_STEPS)]
+        samples = await self._write(_purge_metrics, cutoffs)
+        return Purged(lines=lines, jobs=jobs, samples=samples)
 
 
 # Work functions: each runs inside one transaction on a store thread. -----------------------
@@ -1003,6 +1044,85 @@ def _insert_metrics(conn: sqlite3.Connection, event: MetricEvent) -> EventOutcom
     return EventOutcome(
         applied=inserted > 0, why="" if inserted else "duplicate", node_id=known[0], stored=inserted
     )
+
+
+ROLLUP_BATCH = 20_000
+"""Raw samples folded per write transaction."""
+
+_ROLLED_UP_UNTIL = "metric_samples_rolled_up"
+"""The mark holding the id of the last raw sample rolled up."""
+
+_BUCKETS = (
+    "(SELECT DISTINCT account_id, node_name, name, CAST(at / {step} AS INTEGER) * {step} AS at "
+    "FROM metric_samples WHERE id > ? AND id <= ? AND at {age} ?) AS b"
+)
+"""The points of one resolution that the raw samples in an id range fall into."""
+
+_ROLL_UP_SAMPLES = (
+    "INSERT OR REPLACE INTO metric_rollups "
+    "(account_id, node_name, name, step, at, value, low, high, count) "
+    "SELECT s.account_id, s.node_name, s.name, {step}, b.at, "
+    "avg(s.value), min(s.value), max(s.value), count(*) "
+    f"FROM {_BUCKETS} JOIN metric_samples AS s ON s.account_id = b.account_id "
+    "AND s.node_name = b.node_name AND s.at >= b.at AND s.at < b.at + {step} AND s.name = b.name "
+    "GROUP BY s.account_id, s.node_name, s.name, b.at"
+)
+
+_ROLL_UP_POINTS = (
+    "INSERT OR {verb} INTO metric_rollups "
+    "(account_id, node_name, name, step, at, value, low, high, count) "
+    "SELECT r.account_id, r.node_name, r.name, {step}, b.at, "
+    "sum(r.value * r.count) / sum(r.count), min(r.low), max(r.high), sum(r.count) "
+    f"FROM {_BUCKETS} JOIN metric_rollups AS r ON r.account_id = b.account_id "
+    "AND r.node_name = b.node_name AND r.step = {finer} AND r.at >= b.at "
+    "AND r.at < b.at + {step} AND r.name = b.name "
+    "GROUP BY r.account_id, r.node_name, r.name, b.at"
+)
+
+
+def _roll_up_batch(conn: sqlite3.Connection, batch: int, finest_kept: float) -> tuple[int, bool]:
+    """Roll the next ``batch`` raw samples up into every resolution; (points written, more?).
+    Hours are recomputed from their 5-minute points only while those are kept."""
+    mark = _mark(conn, _ROLLED_UP_UNTIL)
+    count, top = conn.execute(
+        "SELECT count(*), max(id) FROM "
+        "(SELECT id FROM metric_samples WHERE id > ? ORDER BY id LIMIT ?)",
+        (mark, batch),
+    ).fetchone()
+    if not count:
+        return 0, False
+    first, *coarser = ROLLUP_STEPS
+    sql = _ROLL_UP_SAMPLES.format(step=first, age=">=")
+    written = conn.execute(sql, (mark, top, 0.0)).rowcount
+    for finer, step in zip(ROLLUP_STEPS, coarser, strict=False):
+        # a point whose finer points may be gone already is only filled in, never recomputed
+        for verb, age in (("REPLACE", ">="), ("IGNORE", "<")):
+            sql = _ROLL_UP_POINTS.format(step=step, finer=finer, verb=verb, age=age)
+            written += conn.execute(sql, (mark, top, finest_kept)).rowcount
+    conn.execute(
+        "INSERT INTO marks (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (_ROLLED_UP_UNTIL, top),
+    )
+    return written, count == batch
+
+
+def _mark(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _purge_metrics(conn: sqlite3.Connection, cutoffs: list[tuple[int, float]]) -> int:
+    dropped = 0
+    for step, before in cutoffs:
+        if step:
+            sql, args = "DELETE FROM metric_rollups WHERE step = ? AND at < ?", (step, before)
+        else:
+            # never past the roll-up mark, nor the newest sample: ids must not be reused
+            sql = "DELETE FROM metric_samples WHERE at < ? AND id < ?"
+            args = (before, _mark(conn, _ROLLED_UP_UNTIL))
+        dropped += conn.execute(sql, args).rowcount
+    return dropped
 
 
 def _upsert_heartbeat(conn: sqlite3.Connection, beat: Heartbeat) -> None:

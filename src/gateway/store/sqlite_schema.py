@@ -132,6 +132,28 @@ CREATE TABLE IF NOT EXISTS metric_samples (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metric_samples_by_node ON metric_samples (account_id, node_name, at);
+CREATE INDEX IF NOT EXISTS metric_samples_by_age ON metric_samples (at);
+
+-- Samples rolled up over ``step`` seconds (300, 3600): mean, low, high and count per point.
+CREATE TABLE IF NOT EXISTS metric_rollups (
+    account_id TEXT NOT NULL,
+    node_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    value REAL NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (account_id, node_name, step, at, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metric_rollups_by_age ON metric_rollups (step, at);
+
+-- Progress markers of background passes, e.g. the last metric sample id rolled up.
+CREATE TABLE IF NOT EXISTS marks (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
