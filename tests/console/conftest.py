@@ -80,6 +80,7 @@ def start_platform(processes: Processes, *, sample_seconds: float = 0) -> Gatewa
         MEGAM_FAKE_LINES="3",
         MEGAM_ADMIN_EMAILS=OPERATOR,
         MEGAM_HERK_SAMPLE_SECONDS=str(sample_seconds),
+        MEGAM_GATEWAY_ROLLUP_INTERVAL="0.5",  # charts of long spans need rolled-up points
     )
     url = processes.env["MEGAM_URL"]
     wait_http(url + "/healthz")

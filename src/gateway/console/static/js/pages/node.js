@@ -8,6 +8,11 @@ const REFRESH_MS = 3000;
 const METRICS_MS = 10000;
 const MAX_LINES_SHOWN = 5000;
 const UNFINISHED = new Set(["queued", "running", "retrying", "cancelling"]);
+// The gateway picks the resolution for the span: raw samples up to 6 hours, then 5-minute
+// points, then hourly ones (each kept as long as the gateway's metric retention says).
+const METRIC_RANGES = [["Last hour", 3600], ["Last 6 hours", 6 * 3600], ["Last day", 86400],
+  ["Last week", 7 * 86400], ["Last 30 days", 30 * 86400], ["Last year", 365 * 86400]];
+const METRIC_POINTS = 5000;
 
 function jobDuration(job) {
   const history = job.history || [];
@@ -46,6 +51,8 @@ export function nodePage({ params, go }) {
   const lines = h("ol", { class: "log", "aria-label": `Log of ${nodeName}` });
   const tailState = h("span", { class: "tail-state", role: "status" }, "connecting");
   const metrics = h("div", { class: "charts" });
+  const range = h("select", { id: "metric-range", onchange: () => refreshMetrics() },
+    ...METRIC_RANGES.map(([text, seconds]) => h("option", { value: seconds }, text)));
   const follow = h("input", { type: "checkbox", checked: true, id: "follow-log" });
 
   async function refresh() {
@@ -67,8 +74,11 @@ export function nodePage({ params, go }) {
 
   async function refreshMetrics() {
     try {
-      const samples = (await get(`/v1/nodes/${encodeURIComponent(nodeName)}/metrics`)).results;
-      replace(metrics, samples.length ? charts(samples) : h("p", {}, "No metric samples for this node yet."));
+      const since = (Date.now() / 1000 - Number(range.value)).toFixed(0);
+      const path = `/v1/nodes/${encodeURIComponent(nodeName)}/metrics`;
+      const samples = (await get(path, { since, limit: METRIC_POINTS })).results;
+      const empty = `No metric samples for this node in the ${range.selectedOptions[0].text.toLowerCase()}.`;
+      replace(metrics, samples.length ? charts(samples) : h("p", {}, empty));
     } catch (error) {
       replace(metrics, errorNotice(error));
     }
@@ -114,7 +124,9 @@ export function nodePage({ params, go }) {
     h("div", { class: "page-head" }, h("h2", {}, "Live log "), tailState,
       h("label", { for: "follow-log", class: "inline" }, follow, " follow")),
     lines,
-    h("h2", {}, "Metrics"), metrics);
+    h("div", { class: "page-head" }, h("h2", {}, "Metrics"),
+      h("label", { for: "metric-range", class: "inline" }, "Show ", range)),
+    metrics);
   return {
     page,
     cleanup() {
