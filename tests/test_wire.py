@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import typing
 from pathlib import Path
 
 import msgspec
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from megam import topology, wire
+from megam import params, topology, wire
 from megam.secrets import Sealer, SecretError, load_or_create_key, mask
 
 DOC = (Path(__file__).parents[1] / "docs" / "wire.md").read_text()
@@ -68,6 +69,66 @@ class TestRequestsAreValidated:
         raw = orjson.dumps({k: v for k, v in GOOD_REQUEST.items() if k != "node"})
         with pytest.raises(wire.WireError, match="node"):
             wire.decode(raw, wire.JobRequest)
+
+
+KNIFE_PARAMS = {
+    "cloud": {
+        "cctype": "ec2",
+        "spec": {"groups": "megam", "image": "ami-1", "flavor": "t2.micro"},
+        "access": {"ssh_key": "megam_ec2", "identity_file": "~/.ssh/megam_ec2.pem"},
+    },
+    "run_list": ["role[web]", "recipe[nginx::default]"],
+    "knife_rb": "/srv/chef/.chef/knife.rb",
+}
+
+
+def knife_params(**cloud_changes: object) -> dict[str, object]:
+    return {**KNIFE_PARAMS, "cloud": {**KNIFE_PARAMS["cloud"], **cloud_changes}}
+
+
+class TestJobParams:
+    def test_the_params_of_each_published_job_type_fit(self) -> None:
+        knife = params.check(params.KnifeParams, KNIFE_PARAMS, "knife.create")
+        assert knife.cloud.spec.image == "ami-1" and knife.cloud.access.region == ""
+        local = params.check(params.RunListParams, {"run_list": ["role[web]"]}, "local.create")
+        assert local.run_list == ["role[web]"]
+        assert params.check(params.NoParams, {}, "local.delete") == params.NoParams()
+
+    @pytest.mark.parametrize(
+        ("kind", "raw", "where"),
+        [
+            (params.KnifeParams, knife_params(spec={"image": "-oProxyCommand=x"}), "spec.image"),
+            (params.KnifeParams, knife_params(spec={"image": "ami-1 -o x"}), "spec.image"),
+            (params.KnifeParams, knife_params(access={"ssh_user": "a\nb"}), "access.ssh_user"),
+            (params.KnifeParams, knife_params(spec={"image": "ami-1\n"}), "spec.image"),
+            (params.KnifeParams, knife_params(spec={"image": "i" * 256}), "spec.image"),
+            (params.KnifeParams, knife_params(spec={"region": "eu"}), "unknown field `region`"),
+            (params.KnifeParams, knife_params(cctype="local"), "cloud.cctype"),
+            (params.KnifeParams, {**KNIFE_PARAMS, "knife_rb": "knife.rb"}, "knife_rb"),
+            (params.KnifeParams, {**KNIFE_PARAMS, "shell": "sh"}, "unknown field `shell`"),
+            (params.KnifeParams, {**KNIFE_PARAMS, "knife_rb": "/srv/knife.rb\n"}, "knife_rb"),
+            (params.RunListParams, {"run_list": ["rm -rf /"]}, "run_list[0]"),
+            (params.RunListParams, {"run_list": ["role[web]\n"]}, "run_list[0]"),
+            (params.RunListParams, {"run_list": [f"role[{'r' * 129}]"]}, "run_list[0]"),
+            (params.NoParams, {"run_list": []}, "unknown field `run_list`"),
+        ],
+    )
+    def test_bad_params_are_refused_naming_the_field(
+        self, kind: type[params.Params], raw: dict[str, object], where: str
+    ) -> None:
+        with pytest.raises(params.ParamsError) as refused:
+            params.check(kind, raw, "the job")
+        assert str(refused.value).startswith("bad params for the job: ")
+        assert where in str(refused.value)
+
+    @given(st.text(max_size=40))
+    def test_no_accepted_flag_value_reads_as_an_option_or_two_arguments(self, value: str) -> None:
+        try:
+            params.check(params.CloudSpec, {"image": value}, "a spec")
+        except params.ParamsError:
+            return
+        assert not value.startswith("-")
+        assert value.isprintable() and " " not in value
 
 
 class TestEvents:
@@ -149,6 +210,26 @@ class TestDocumentationAgreesWithCode:
             assert f"`{exchange.name}`" in DOC
         for queue in topology.ALL_QUEUES:
             assert f"`{queue.name}`" in DOC
+
+    @pytest.mark.parametrize(
+        "kind",
+        [
+            params.RunListParams,
+            params.KnifeParams,
+            params.Cloud,
+            params.CloudSpec,
+            params.CloudAccess,
+        ],
+    )
+    def test_every_params_field_is_documented(self, kind: type[params.Params]) -> None:
+        section = DOC.split("#### Params", 1)[1].split("\n### ", 1)[0]
+        for field in kind.__struct_fields__:
+            assert f"`{field}`" in section, f"{kind.__name__}.{field} missing from docs/wire.md"
+
+    def test_every_knife_cloud_is_documented(self) -> None:
+        section = DOC.split("#### Params", 1)[1].split("\n### ", 1)[0]
+        for cctype in typing.get_args(params.KnifeCloudType):
+            assert f"`{cctype}`" in section
 
     def test_every_state_is_documented(self) -> None:
         for state in wire.JobState:

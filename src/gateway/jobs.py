@@ -1,18 +1,19 @@
 """Turning a node request into a job: its type, its parameters, and the ``wire.JobRequest``.
 
-Job types and parameters (the contract with herk):
+Job types and parameters (the contract with herk, :mod:`megam.params`):
 
 * ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
 * ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
   and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?}`` for the others.
 
-Cloud credentials travel only in ``JobRequest.sealed``.
+Params are checked against the contract before they are stored or published: herk would refuse
+them to its dead-letter queue, so the caller hears of it now, as a 400. Cloud credentials travel
+only in ``JobRequest.sealed``.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import orjson
@@ -21,10 +22,18 @@ from gateway import catalogue, lifecycle
 from gateway.errors import BadRequest
 from gateway.store.records import CloudTarget, HistoryEntry, Job, OutboxEntry
 from megam import topology, wire
+from megam.params import (
+    ARG_VALUE_RULE,
+    RUN_LIST_ITEM,
+    KnifeParams,
+    NoParams,
+    Params,
+    ParamsError,
+    RunListParams,
+    check,
+)
 from megam.secrets import Sealer
 from megam.wire import JobState
-
-RUN_LIST_ITEM: Final = re.compile(r"^(role|recipe)\[[A-Za-z0-9_.:@-]+\]$")
 
 
 def instance_names(name: str, count: int | None) -> list[str]:
@@ -79,15 +88,30 @@ def chef_command(cloud: CloudTarget, run_list: list[str], node_name: str) -> dic
 
 
 def job_spec(cloud: CloudTarget, req_type: str, run_list: list[str]) -> tuple[str, dict[str, Any]]:
+    """The job type and its params; :class:`BadRequest` when herk would refuse the params."""
+    kind: type[Params]
     if cloud.cctype == "local":
+        job_type = f"local.{req_type}"
         params: dict[str, Any] = {"run_list": run_list} if req_type == "create" else {}
-        return f"local.{req_type}", params
-    params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
-    if req_type == "create":
-        params["run_list"] = run_list
-    if cloud.knife_rb:
-        params["knife_rb"] = cloud.knife_rb
-    return f"knife.{req_type}", params
+        kind = RunListParams if req_type == "create" else NoParams
+    else:
+        job_type = f"knife.{req_type}"
+        params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
+        if req_type == "create":
+            params["run_list"] = run_list
+        if cloud.knife_rb:
+            params["knife_rb"] = cloud.knife_rb
+        kind = KnifeParams
+    try:
+        check(kind, params, job_type)
+    except ParamsError as exc:
+        raise BadRequest(
+            str(exc),
+            more=f"herk would refuse this job; cloud {cloud.name}'s spec and access values "
+            f"become knife arguments: {ARG_VALUE_RULE}",
+        ) from None
+    # what was checked is published, not the typed form: that would add every default field
+    return job_type, params
 
 
 def sealed_credentials(sealer: Sealer, cloud: CloudTarget) -> str | None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from megam import params
 from megam.wire import NodeName
 
 Email = Annotated[
@@ -38,16 +39,9 @@ Name = Annotated[
     ),
 ]
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
-RunListItem = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^(role|recipe)\[[A-Za-z0-9_.:@-]+\]$",
-        description="a Chef run-list entry such as role[rails] or recipe[nginx::default]",
-    ),
-]
 SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 SecretValue = Annotated[str, msgspec.Meta(max_length=16 * 1024)]
-CloudType = Literal["local", "ec2", "google", "openstack", "hp"]
+CloudType = Literal["local"] | params.KnifeCloudType
 MAX_INSTANCES: Final = 50
 Instances = Annotated[int, msgspec.Meta(ge=1, le=MAX_INSTANCES)]
 
@@ -58,22 +52,14 @@ class AccountInput(msgspec.Struct, kw_only=True):
     authority: Literal["user", "normal"] = "user"
 
 
-class CloudSpec(msgspec.Struct, kw_only=True):
+class CloudSpec(params.CloudSpec, kw_only=True, forbid_unknown_fields=False):
+    """The wire's cloud spec, which goes to herk as it is, plus the cloud's type."""
+
     type_name: CloudType
-    groups: Text = ""
-    image: Text = ""
-    flavor: Text = ""
-    tenant_id: Text = ""
 
 
-class CloudAccess(msgspec.Struct, kw_only=True):
-    ssh_key: Text = ""
-    identity_file: Text = ""
-    ssh_user: Text = ""
-    vault_location: Text = ""
-    sshpub_location: Text = ""
-    zone: Text = ""
-    region: Text = ""
+class CloudAccess(params.CloudAccess, forbid_unknown_fields=False):
+    """The wire's cloud access, which goes to herk as it is."""
 
 
 class PredefCloudInput(msgspec.Struct, kw_only=True):
@@ -90,10 +76,10 @@ class NodeLaunch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     node_name: NodeName
     predefcloud: Name
-    run_list: list[RunListItem] | Annotated[str, msgspec.Meta(max_length=4096)] = []
+    run_list: list[params.RunListItem] | Annotated[str, msgspec.Meta(max_length=4096)] = []
     noofinstances: Instances | None = None
     node_type: Literal["APP", "BOLT"] = "APP"
-    knife_rb: Text | None = None
+    knife_rb: params.LocalPath | None = None
 
 
 class ChefTool(msgspec.Struct, kw_only=True):

@@ -16,6 +16,7 @@ import orjson
 from herk import chef, params
 from herk.catalogue import Catalogue, JobDefinition
 from megam import wire
+from megam.params import ParamsError
 from megam.secrets import Sealer, SecretError
 
 
@@ -72,7 +73,7 @@ def admit(body: bytes, catalogue: Catalogue, sealer: Sealer) -> Job:
         raise Rejection(f"unknown job type {request.type!r}", identity)
     try:
         validated = params.validate(definition.params, request.params)
-    except params.ParamsError as exc:
+    except ParamsError as exc:
         raise Rejection(str(exc), identity) from None
     try:
         secrets = sealer.unseal(request.sealed) if request.sealed else {}

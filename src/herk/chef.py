@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from herk.params import Cloud, KnifeParams
+from megam.params import Cloud, KnifeParams
 
 CREATE_FLAGS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     # (flag, field) in the order knife gets them; field is "spec.x" or "access.x".

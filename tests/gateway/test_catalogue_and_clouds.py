@@ -103,6 +103,26 @@ class TestPredefClouds:
         assert response.status == 400
         assert "$.spec.type_name" in (await response.json())["more"]
 
+    @pytest.mark.parametrize(
+        ("part", "value", "where"),
+        [
+            ("spec", {"image": "ami-1 -o x"}, "$.spec.image"),
+            ("access", {"ssh_user": "-oProxyCommand=x"}, "$.access.ssh_user"),
+        ],
+    )
+    async def test_a_value_knife_could_misread_is_refused(
+        self, gateway: Any, part: str, value: dict[str, str], where: str
+    ) -> None:
+        """Spec and access values become knife arguments: refused here, not by herk later."""
+        api = await gateway.onboard()
+        cloud = {**EC2, part: {**EC2[part], **value}}
+        response = await api.post("/v1/predefclouds/content", cloud)
+        assert response.status == 400
+        error = await response.json()
+        assert error["msg"] == "the body is not a valid predef cloud"
+        assert where in error["more"]
+        assert (await api.ok("/v1/predefclouds"))["results"] == []
+
     async def test_names_are_unique_per_account(self, gateway: Any) -> None:
         api = await gateway.onboard()
         await api.add_local_cloud("home")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from megam import wire
 
@@ -239,6 +240,16 @@ class TestShortForm:
         assert response.status == 400
         assert "'rm -rf /' is not a Chef run-list entry" in (await response.json())["msg"]
 
+    async def test_a_knife_rb_that_is_no_absolute_path_is_refused(self, gateway: Any) -> None:
+        api = await gateway.onboard()
+        await api.created("/v1/predefclouds/content", EC2_CLOUD)
+        response = await api.post(
+            "/v1/nodes/content",
+            {"node_name": "kn.example.com", "predefcloud": "aws", "knife_rb": "knife.rb"},
+        )
+        assert response.status == 400
+        assert "$.knife_rb" in (await response.json())["more"]
+
     async def test_a_body_with_neither_form_says_what_is_expected(self, gateway: Any) -> None:
         api = await gateway.tenant()
         response = await api.post("/v1/nodes/content", {"node_name": "a.local"})
@@ -300,6 +311,31 @@ class TestMegamNodeJson:
         error = await response.json()
         assert error["msg"] == "the body is not a valid node (Megam's node JSON)"
         assert "$.noofinstances" in error["more"]
+
+    @pytest.mark.parametrize(
+        ("cc", "where"),
+        [
+            ({"image": "-oProxyCommand=x", "flavor": "m1.small"}, "$.cloud.spec.image"),
+            ({"image": "ami-1", "flavor": "m1.small", "hostname": "x"}, "unknown field `hostname`"),
+        ],
+    )
+    async def test_a_cloud_spec_herk_would_refuse_is_a_400_and_launches_nothing(
+        self, gateway: Any, job_requests: Any, cc: dict[str, str], where: str
+    ) -> None:
+        api = await gateway.onboard()
+        body = orjson.loads(orjson.dumps(NODE_JSON))
+        body["command"]["compute"]["cc"] = cc
+        response = await api.post("/v1/nodes/content", body)
+        assert response.status == 400
+        error = await response.json()
+        assert error["msg"].startswith("bad params for knife.create: ")
+        assert where in error["msg"]
+        assert "become knife arguments" in error["more"]
+        assert (await api.ok("/v1/nodes"))["results"] == []
+        await api.add_local_cloud()
+        await api.launch("after.local")
+        [delivery] = await job_requests.wait_for(1)
+        assert decoded(delivery).node == "after.local"
 
     async def test_too_many_instances_are_refused(self, gateway: Any) -> None:
         api = await gateway.onboard()

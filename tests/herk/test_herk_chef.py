@@ -17,8 +17,9 @@ import pytest
 from herk_testkit import EventLog, job_request, submit
 
 from herk import chef
-from herk.params import KnifeParams, validate
+from herk.params import validate
 from megam.bus import Bus
+from megam.params import KnifeParams
 from megam.secrets import Sealer
 
 ACCESS_KEY = "AKIAFAKEACCESSKEY42"

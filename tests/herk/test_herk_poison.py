@@ -48,6 +48,19 @@ def poison_cases(sealer: Sealer) -> list[tuple[str, bytes, str, bool]]:
             True,
         ),
         (
+            "a knife flag value that reads as an option",
+            orjson.dumps(
+                msgspec_builtins(
+                    job_request(
+                        "knife.create",
+                        {**KNIFE_PARAMS, "cloud": {"cctype": "ec2", "spec": {"image": "-o x"}}},
+                    )
+                )
+            ),
+            "at `$.cloud.spec.image`",
+            True,
+        ),
+        (
             "sealed secrets that cannot be opened",
             orjson.dumps(
                 msgspec_builtins(job_request("knife.create", KNIFE_PARAMS, sealed="garbage"))

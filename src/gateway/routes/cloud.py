@@ -13,6 +13,7 @@ from gateway.schemas import PredefCloudInput
 from gateway.services import caller, services
 from gateway.store import Conflict
 from gateway.store.records import PredefCloud
+from megam import params
 
 routes = web.RouteTableDef()
 
@@ -33,13 +34,11 @@ async def create_predef_cloud(request: web.Request) -> web.Response:
         account_id=account.id,
         name=body.name,
         type_name=spec.type_name,
-        spec={
-            "groups": spec.groups,
-            "image": spec.image,
-            "flavor": spec.flavor,
-            "tenant_id": spec.tenant_id,
+        # the wire's fields only: type_name is the cloud's, not part of what herk gets as spec
+        spec={field: getattr(spec, field) for field in params.CloudSpec.__struct_fields__},
+        access={
+            field: getattr(body.access, field) for field in params.CloudAccess.__struct_fields__
         },
-        access={field: getattr(body.access, field) for field in body.access.__struct_fields__},
         credentials_encrypted=(
             svc.sealer.encrypt(orjson.dumps(body.credentials).decode())
             if body.credentials

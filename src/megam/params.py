@@ -1,0 +1,111 @@
+"""The params of the job types the gateway publishes: part of the wire contract.
+
+``local.create`` takes :class:`RunListParams`, ``local.delete`` :class:`NoParams`, ``knife.create``
+and ``knife.delete`` :class:`KnifeParams`. The gateway checks what it publishes against these, so
+a user hears of a bad value from the API; herk checks every request again, because any AMQP
+producer may publish one. ``docs/wire.md`` describes them; ``tests/test_wire.py`` keeps the two in
+step. Values end up as argv elements of knife, so they are restricted to characters that cannot be
+mistaken for an option or smuggle a second argument.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+
+# Each pattern ends in $(?!\n): Python's $ also matches before a final newline, which would let
+# "ami-1\n" through; the lookahead keeps the pattern valid in JSON Schema (the OpenAPI document).
+RUN_LIST_ITEM: Final = re.compile(r"^(role|recipe)\[[A-Za-z0-9_.:@-]{1,128}\]$(?!\n)")
+RunListItem = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=RUN_LIST_ITEM.pattern,
+        description="a Chef run-list entry such as role[web] or recipe[nginx::default]",
+    ),
+]
+ARG_VALUE_RULE: Final = (
+    "at most 255 characters from A-Z a-z 0-9 _ . / : @ + = , ~ and -, not starting with '-'"
+)
+ArgValue = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^([A-Za-z0-9_./:@+=,~][A-Za-z0-9_./:@+=,~-]{0,254})?$(?!\n)",
+        description=f"a knife flag value: {ARG_VALUE_RULE}",
+    ),
+]
+LocalPath = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^/[^\x00-\x1f]{0,1023}$(?!\n)",
+        description="an absolute path on the herk host",
+    ),
+]
+KnifeCloudType = Literal["ec2", "google", "openstack", "hp"]
+"""The clouds reached through knife; the ``local`` cloud has job types of its own."""
+
+
+class Params(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The base of every job type's params: an unknown field is refused, never ignored."""
+
+
+class NoParams(Params, frozen=True):
+    """``{}``"""
+
+
+class RunListParams(Params, frozen=True):
+    """``{"run_list": ["role[web]", ...]}``; the list may be empty."""
+
+    run_list: list[RunListItem] = []
+
+
+class CloudSpec(Params, frozen=True):
+    """What to launch."""
+
+    groups: ArgValue = ""
+    image: ArgValue = ""
+    flavor: ArgValue = ""
+    tenant_id: ArgValue = ""
+
+
+class CloudAccess(Params, frozen=True):
+    """How to reach what was launched, and where."""
+
+    ssh_key: ArgValue = ""
+    identity_file: ArgValue = ""
+    ssh_user: ArgValue = ""
+    zone: ArgValue = ""
+    region: ArgValue = ""
+    sshpub_location: ArgValue = ""
+    vault_location: ArgValue = ""
+
+
+class Cloud(Params, frozen=True):
+    cctype: KnifeCloudType
+    spec: CloudSpec = CloudSpec()
+    access: CloudAccess = CloudAccess()
+
+
+class KnifeParams(Params, frozen=True):
+    """``knife.create`` / ``knife.delete``: a cloud, a run list and an optional knife.rb."""
+
+    cloud: Cloud
+    run_list: list[RunListItem] = []
+    knife_rb: LocalPath | None = None
+
+
+class ParamsError(ValueError):
+    """Params that do not fit their schema; the message names the field."""
+
+
+P = TypeVar("P", bound=Params)
+
+
+def check(kind: type[P], raw: dict[str, Any], what: str) -> P:
+    """``raw`` as ``kind``, or :class:`ParamsError` saying what is wrong with the params of
+    ``what`` (a job type or a schema)."""
+    try:
+        return msgspec.convert(raw, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ParamsError(f"bad params for {what}: {exc}") from None
