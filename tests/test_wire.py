@@ -47,6 +47,9 @@ class TestRequestsAreValidated:
             (body(v=2), "unsupported schema version 2"),
             (body(v=None), "unsupported schema version None"),
             (body(node="Web_1"), "invalid JobRequest"),
+            (body(node="web.megam.co\n"), "invalid JobRequest"),  # $ alone would allow it
+            (body(job_id="RIP1\n"), "invalid JobRequest"),
+            (body(type="local.create\n"), "invalid JobRequest"),
             (body(job_id="1234"), "invalid JobRequest"),
             (body(type="Rm -rf"), "invalid JobRequest"),
             (body(params=[]), "invalid JobRequest"),

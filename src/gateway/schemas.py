@@ -16,7 +16,7 @@ from megam.wire import NodeName
 Email = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$",
+        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$(?!\n)",
         max_length=254,
         description="an email address; compared in lower case",
     ),
@@ -24,7 +24,7 @@ Email = Annotated[
 ApiKey = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9._~+/=-]+$",
+        pattern=r"^[A-Za-z0-9._~+/=-]+$(?!\n)",
         min_length=16,
         max_length=128,
         description="16 to 128 characters from A-Z a-z 0-9 . _ ~ + / = -",
@@ -33,13 +33,13 @@ ApiKey = Annotated[
 Name = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$(?!\n)",
         max_length=64,
         description="letters, digits, '.', '_' and '-', starting with a letter or digit",
     ),
 ]
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
-SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")]
 SecretValue = Annotated[str, msgspec.Meta(max_length=16 * 1024)]
 CloudType = Literal["local"] | params.KnifeCloudType
 MAX_INSTANCES: Final = 50
@@ -132,7 +132,7 @@ class RequestInput(msgspec.Struct, kw_only=True):
     """A new request for an existing node; only ``delete`` goes through herk in v1."""
 
     node_name: NodeName
-    req_type: Annotated[str, msgspec.Meta(pattern=r"^(?i:delete)$")]
+    req_type: Annotated[str, msgspec.Meta(pattern=r"^(?i:delete)$(?!\n)")]
     command: Any = None
 
 
@@ -155,7 +155,7 @@ class DeadLetterSelection(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 NodeStatusName = Literal[
     "AM_HUNGRY", "PUBLISHED", "LAUNCHING", "RUNNING", "NOTRUNNING", "DELETED", "NONE", ""
 ]
-DocumentId = Annotated[str, msgspec.Meta(pattern=r"^([A-Z]{3}[0-9]{1,20})?$")]
+DocumentId = Annotated[str, msgspec.Meta(pattern=r"^([A-Z]{3}[0-9]{1,20})?$(?!\n)")]
 
 
 class NodeUpdateInput(msgspec.Struct, kw_only=True):

@@ -42,7 +42,7 @@ class RetryPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class JobDefinition(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$(?!\n)")]
     description: str
     idempotent: bool
     timeout: Seconds

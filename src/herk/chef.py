@@ -138,7 +138,7 @@ class KnifeConfig:
             raise CredentialsError(
                 f"{cctype} needs sealed secrets {', '.join(missing)} to run knife"
             )
-        bad = [k for k in secrets if not _CREDENTIAL_KEY.match(k)]
+        bad = [k for k in secrets if not _CREDENTIAL_KEY.fullmatch(k)]
         if bad:
             raise CredentialsError(f"secret names must be lower_snake_case: {', '.join(bad)}")
         self._cctype = cctype

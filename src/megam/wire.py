@@ -22,15 +22,17 @@ MAX_MESSAGE_BYTES: Final = 1024 * 1024
 NodeName = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$",
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$(?!\n)",
         max_length=253,
         description="a DNS-style node name, lower case, e.g. myapp1.megam.co",
     ),
 ]
-JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}[0-9]{1,20}$", description="e.g. RIP4316…")]
-AccountId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}[0-9]{1,20}$")]
+JobId = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}[0-9]{1,20}$(?!\n)", description="e.g. RIP4316…")
+]
+AccountId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}[0-9]{1,20}$(?!\n)")]
 JobType = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$(?!\n)", max_length=64)
 ]
 ShortText = Annotated[str, msgspec.Meta(max_length=256)]
 
@@ -155,7 +157,7 @@ class Heartbeat(_Message, frozen=True):
 class ControlCommand(_Message, frozen=True):
     """Published to ``megam.control`` with key ``control.<herk-node>`` or ``control.all``."""
 
-    command: Annotated[str, msgspec.Meta(pattern=r"^(cancel|drain|scale|ping)$")]
+    command: Annotated[str, msgspec.Meta(pattern=r"^(cancel|drain|scale|ping)$(?!\n)")]
     job_id: str | None = None
     workers: int | None = None
     requested_by: str = ""

@@ -51,6 +51,7 @@ class TestOnboarding:
         [
             ({}, "missing required field `email`"),
             ({"email": "not-an-email"}, "$.email"),
+            ({"email": "a@example.com\n"}, "$.email"),  # a pattern's $ alone would allow it
             ({"email": "a@example.com", "api_key": "short"}, "$.api_key"),
             ({"email": "a@example.com", "authority": "root"}, "$.authority"),
         ],
