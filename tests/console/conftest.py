@@ -100,8 +100,11 @@ def gateway_sampling(processes: Processes) -> Gateway:  # noqa: F811
 
 
 @pytest.fixture
-def gateway_on_rabbitmq(processes: Processes, amqp_url: str) -> Gateway:  # noqa: F811
-    """``megam up`` on the real RabbitMQ, where a test can publish as herk or a node agent would."""
+def gateway_on_rabbitmq(amqp_url: str, processes: Processes) -> Gateway:  # noqa: F811
+    """``megam up`` on the real RabbitMQ, where a test can publish as herk or a node agent would.
+
+    The vhost comes first so that it goes last: deleted under a running platform, it left
+    ``megam up`` retrying its connections until the 40 s stop timeout killed it."""
     processes.env["MEGAM_AMQP_URL"] = amqp_url
     return start_platform(processes)
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 
-def sign_in(page: Page, url: str, email: str, api_key: str) -> None:
+def sign_in(page: Page, url: str, email: str, api_key: str, algorithm: str = "sha1") -> None:
     page.goto(url + "/")
     signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
     signin.get_by_label("Email").fill(email)
     signin.get_by_label("API key").fill(api_key)
+    signin.get_by_label("Signature").select_option(algorithm)
     signin.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Nodes", exact=True)).to_be_visible()
+
+
+def without_webcrypto(page: Page) -> None:
+    """Every document this tab opens lacks ``crypto.subtle``, as a console reached over plain
+    http at a LAN address does (browsers offer WebCrypto only to HTTPS and localhost)."""
+    page.add_init_script("delete Crypto.prototype.subtle;")
 
 
 def add_cloud(page: Page, name: str, cloud_type: str = "local", **fields: str) -> None:

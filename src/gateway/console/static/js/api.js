@@ -1,9 +1,10 @@
 // The signed /v1 client: Megam's HMAC scheme (megam-original.md §2.1) done in the browser.
+import { HASHES, hmac } from "./hmac.js";
 import { base64, hex, md5 } from "./md5.js";
 
 const encoder = new TextEncoder();
 const SESSION_KEY = "megam.session";
-const HASHES = { sha1: "SHA-1", sha256: "SHA-256" };
+const WEBCRYPTO_HASHES = { sha1: "SHA-1", sha256: "SHA-256" };
 
 // sessionStorage only: the api key is gone when the tab closes, and never reaches a cookie.
 export function currentSession() {
@@ -29,13 +30,17 @@ export function stringToSign(date, path, bodyBytes) {
 }
 
 export async function hmacHex(apiKey, text, algorithm = "sha1") {
-  if (!crypto.subtle) {
-    throw new ApiError(0, "This browser cannot sign requests on this page",
-      "WebCrypto is only available over HTTPS or on localhost: open the console that way.");
+  if (!Object.hasOwn(HASHES, algorithm)) {
+    throw new ApiError(0, `This console cannot sign with ${algorithm}`,
+      "Sign in again and choose HMAC-SHA1 or HMAC-SHA256.");
   }
-  const key = await crypto.subtle.importKey(
-    "raw", encoder.encode(apiKey), { name: "HMAC", hash: HASHES[algorithm] }, false, ["sign"]);
-  return hex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(text))));
+  // WebCrypto exists only in secure contexts (HTTPS or localhost). Reached over plain http on a
+  // LAN address, the console signs with the pure-JS HMAC instead: the same bytes, only slower.
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return hex(hmac(HASHES[algorithm], encoder.encode(apiKey), encoder.encode(text)));
+  const key = await subtle.importKey(
+    "raw", encoder.encode(apiKey), { name: "HMAC", hash: WEBCRYPTO_HASHES[algorithm] }, false, ["sign"]);
+  return hex(new Uint8Array(await subtle.sign("HMAC", key, encoder.encode(text))));
 }
 
 /** The headers that sign a request for `path` (with /v1, without the query). */

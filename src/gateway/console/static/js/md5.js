@@ -1,5 +1,6 @@
 // MD5 (RFC 1321). WebCrypto has no MD5, and Megam's signature covers base64(md5(body)).
-// Not used for secrecy: it only fingerprints the body inside the HMAC.
+// Not used for secrecy: it only fingerprints the body inside the HMAC. Its block padding and
+// rotation are shared with sha1.js and sha256.js, which pad the same way.
 
 const SHIFTS = [
   7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
@@ -11,25 +12,30 @@ const CONSTANTS = Array.from({ length: 64 }, (_, i) =>
   Math.floor(Math.abs(Math.sin(i + 1)) * 2 ** 32) >>> 0,
 );
 
-function padded(bytes) {
+/**
+ * `bytes` padded to whole 64-byte blocks the way MD5, SHA-1 and SHA-256 all pad: a 1 bit, zeros,
+ * then the message length in bits as 64 bits, in the hash's byte order.
+ */
+export function padded(bytes, littleEndian) {
   const length = (((bytes.length + 8) >> 6) + 1) << 6;
   const out = new Uint8Array(length);
   out.set(bytes);
   out[bytes.length] = 0x80;
   const view = new DataView(out.buffer);
-  // message length in bits, little-endian 64-bit
-  view.setUint32(length - 8, (bytes.length * 8) >>> 0, true);
-  view.setUint32(length - 4, Math.floor(bytes.length / 2 ** 29), true);
+  const low = (bytes.length * 8) >>> 0;
+  const high = Math.floor(bytes.length / 2 ** 29);
+  view.setUint32(length - (littleEndian ? 8 : 4), low, littleEndian);
+  view.setUint32(length - (littleEndian ? 4 : 8), high, littleEndian);
   return view;
 }
 
-function rotateLeft(x, n) {
+export function rotateLeft(x, n) {
   return (x << n) | (x >>> (32 - n));
 }
 
 /** The 16-byte MD5 digest of `bytes` (a Uint8Array). */
 export function md5(bytes) {
-  const view = padded(bytes);
+  const view = padded(bytes, true);
   let a0 = 0x67452301, b0 = 0xefcdab89, c0 = 0x98badcfe, d0 = 0x10325476;
   for (let offset = 0; offset < view.byteLength; offset += 64) {
     const words = Array.from({ length: 16 }, (_, i) => view.getUint32(offset + i * 4, true));

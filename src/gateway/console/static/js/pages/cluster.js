@@ -1,6 +1,6 @@
 // For operators (accounts in the gateway's MEGAM_ADMIN_EMAILS): herk nodes, workers, queue
 // depth, dead letters, drain and scale. Routes the gateway does not offer are said, not hidden.
-import { get, offers, post } from "../api.js";
+import { ApiError, get, offers, post } from "../api.js";
 import { actionButton, errorNotice, h, notice, refreshRegion, replace, statusBadge, table, when } from "../ui.js";
 
 const REFRESH_MS = 3000;
@@ -24,12 +24,20 @@ function herkRow(herk, can, messages, refresh) {
       }, messages, { done: () => `${herk.name} asked to run ${asked} workers.` })] : null] : null));
 }
 
-function deadLetterRows(letters, messages, refresh) {
+const DONE = { requeue: "requeued", discard: "discarded" };
+
+function deadLetterRows(letters, messages, inTurn, refresh) {
   return letters.map((letter) => {
     const act = (action) => actionButton(action === "requeue" ? "Requeue" : "Discard", async () => {
-      await post(`/v1/cluster/deadletters/${action}`, { ids: [letter.id] });
+      const [answer] = await inTurn(() => post(`/v1/cluster/deadletters/${action}`, { ids: [letter.id] }));
       refresh();
-    }, messages, { done: `${letter.id}: ${action === "requeue" ? "requeued" : "discarded"}.` });
+      // The gateway answers 200 with the ids it acted on, which need not include this row's.
+      if (!(answer.ids || []).includes(letter.id)) {
+        throw new ApiError(0, `${letter.id} was not ${DONE[action]}.`,
+          "The gateway did not find it among the dead letters: another operator has handled it or " +
+          "was listing them at that moment. The list below is up to date.");
+      }
+    }, messages, { done: `${letter.id}: ${DONE[action]}.` });
     return h("tr", {}, h("td", {}, h("code", {}, letter.job_id || letter.id)), h("td", {}, letter.type || ""),
       h("td", {}, letter.node || ""), h("td", { class: "wrap" }, letter.reason), h("td", { class: "actions" },
         letter.requeueable ? act("requeue") : null, act("discard")));
@@ -37,6 +45,17 @@ function deadLetterRows(letters, messages, refresh) {
 }
 
 export function clusterPage() {
+  // The gateway lists dead letters by holding them for a moment, so a listing and a requeue (or
+  // two listings) at once would each miss what the other holds: this page's calls take turns.
+  let turn = Promise.resolve();
+  let waiting = 0;
+  function inTurn(work) {
+    waiting += 1;
+    const done = turn.then(work).finally(() => { waiting -= 1; });
+    turn = done.catch(() => {});
+    return done;
+  }
+  const update = () => inTurn(refresh);
   const messages = h("div", { class: "messages", "aria-live": "polite" });
   const summary = h("div", {});
   const herks = h("div", {});
@@ -56,13 +75,13 @@ export function clusterPage() {
         h("dt", {}, "Dead letters"), h("dd", { class: "dead-count" }, answer.dead_letters ?? "not reported"),
         h("dt", {}, "Updated"), h("dd", {}, when(Date.now() / 1000))));
       refreshRegion(herks, table(["Herk node", "State", "Workers", "Busy", "In flight", "Last heartbeat", ""],
-        answer.results.map((herk) => herkRow(herk, can, messages, refresh)), "Herk nodes"));
+        answer.results.map((herk) => herkRow(herk, can, messages, update)), "Herk nodes"));
       if (!can.deadLetters) {
         replace(dead, h("p", { class: "muted" }, "This gateway does not list dead letters."));
       } else {
         const letters = (await get("/v1/cluster/deadletters")).results;
         refreshRegion(dead, letters.length
-          ? table(["Job", "Type", "Node", "Reason", ""], deadLetterRows(letters, messages, refresh), "Dead letters")
+          ? table(["Job", "Type", "Node", "Reason", ""], deadLetterRows(letters, messages, inTurn, update), "Dead letters")
           : h("p", {}, "No dead letters."));
       }
     } catch (error) {
@@ -73,8 +92,8 @@ export function clusterPage() {
       replace(dead);
     }
   }
-  refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
+  update();
+  const timer = setInterval(() => { if (!waiting) update(); }, REFRESH_MS);
   const page = h("section", { class: "page" }, h("h1", {}, "Cluster"), messages, summary, herks,
     h("h2", {}, "Dead letters"), dead);
   return { page, cleanup: () => clearInterval(timer) };
