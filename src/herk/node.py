@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 import megam
-from herk import metrics
+from herk import metrics, runner
 from herk.acceptance import AcceptancePolicy
 from herk.bridge import LoopBridge
 from herk.cancels import CancelFeed
@@ -26,6 +26,7 @@ from herk.catalogue import Catalogue, load_catalogue
 from herk.events import EventPublisher
 from herk.intake import Intake
 from herk.master import Master
+from herk.orphans import GroupRegistry, groups_directory
 from herk.pool import WorkerPool
 from herk.sampler import LocalNodeSampler
 from herk.worker import JobWorker
@@ -74,6 +75,7 @@ class HerkNode:
         self._heartbeat: asyncio.Task[None] | None = None
         self.sample_seconds = sample_seconds
         self._sampling: asyncio.Task[None] | None = None
+        self._groups: GroupRegistry | None = None
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -83,6 +85,15 @@ class HerkNode:
             self.catalogue = await asyncio.to_thread(load_catalogue, self.settings.actors_dir)
         data_dir = Path(self.settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        # Before the first job: a group this node records must never be taken for a leftover.
+        groups = await asyncio.to_thread(GroupRegistry.open, groups_directory(data_dir, self.name))
+        self._groups = groups
+        await asyncio.to_thread(groups.reap)
+        if runner.SETPRIV is None:
+            logger.warning(
+                "herk.no_pdeathsig",
+                reason="setpriv not found: a job's main process outlives a killed herk node",
+            )
         # gateway.events is declared here too: a terminal status confirmed into it is the
         # "safely recorded" that lets herk ack, even before any gateway has started.
         await self.bus.declare(topology.EXCHANGES, topology.HERK_QUEUES + topology.GATEWAY_QUEUES)
@@ -130,6 +141,7 @@ class HerkNode:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop taking work, give in-flight jobs ``grace`` seconds, stop the rest, shut down."""
         if self._stopped or self._master is None:
+            self._release_groups()  # a start that failed half-way may hold them
             return
         self._stopped = True
         master = self._master
@@ -159,6 +171,7 @@ class HerkNode:
         assert self._pool is not None
         metrics.WORKERS.dec(self._pool.size)
         self._pool.stop()
+        self._release_groups()
         logger.info("herk.stopped", herk=self.name)
 
     async def drain(self) -> None:
@@ -263,15 +276,21 @@ class HerkNode:
     def _start_worker(
         self, number: int, on_death: Callable[[BaseException | None], None]
     ) -> pykka.ActorRef[Any]:
-        assert self._events is not None
+        assert self._events is not None and self._groups is not None
         return JobWorker.start(
             number,
             self.name,
             LoopBridge(asyncio.get_running_loop()),
             self._events,
             Path(self.settings.data_dir),
+            self._groups,
             on_death,
         )
+
+    def _release_groups(self) -> None:
+        """Let another node of this name take over the records (a restart in this process)."""
+        if self._groups is not None:
+            self._groups.close()
 
     @property
     def intake_prefetch(self) -> int:

@@ -5,14 +5,25 @@ the whole group, then SIGKILL after the grace period, so grandchildren (knife's 
 package managers) die with it instead of holding the pipes open. When the main process exits, the
 rest of its group is killed before the main process is reaped, while its pid cannot be recycled:
 a job that wants to leave a process running must start it in a session of its own.
+
+If herk itself dies (SIGKILL, the OOM killer) none of that runs. So the main process is started
+behind ``setpriv --pdeathsig KILL`` (util-linux, on every Debian): the kernel kills it when the
+thread that started it exits, and that thread (a worker actor's) is blocked in ``run_process``
+until the main process is reaped, so it only exits early when herk does. The rest of the group
+is reaped when the node starts again (herk.orphans, fed through ``on_started``). setpriv rather
+than a ``preexec_fn`` calling prctl: a ``preexec_fn`` runs Python in the child of a threaded
+process (documented unsafe) and turns CPython's vfork into a full fork, slower the larger herk
+is; setpriv costs an exec (docs/herk.md, "A herk node killed outright").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -27,6 +38,8 @@ MAX_LINE_BYTES: Final = 16 * 1024
 POLL_SECONDS: Final = 0.1
 PIPE_LINGER_SECONDS: Final = 1.0
 """How long to keep reading after the group is dead, for a descendant that left the group."""
+SETPRIV: Final = shutil.which("setpriv")
+"""None where util-linux's setpriv is missing: the main process then outlives a killed herk."""
 
 
 class Ending(enum.StrEnum):
@@ -64,12 +77,14 @@ def run_process(
     kill_grace: float,
     control: JobControl,
     sink: LineSink,
+    on_started: Callable[[int], None] = lambda pgid: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ProcessResult:
+    """``on_started(pgid)`` is called once the job's process group exists, before it is watched."""
     started = clock()
     try:
         proc = subprocess.Popen(
-            argv,
+            _dying_with_herk(argv, env, cwd),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -84,6 +99,7 @@ def run_process(
         )
     control.attach(proc.pid)
     try:
+        on_started(proc.pid)
         watch = _Watch(proc, control, sink, started + timeout, kill_grace, clock)
         return watch.run(started)
     finally:
@@ -93,6 +109,19 @@ def run_process(
             signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         control.detach()
+
+
+def _dying_with_herk(argv: list[str], env: dict[str, str], cwd: Path | None) -> list[str]:
+    """``argv`` behind setpriv, once its program is known to exist: setpriv would report a
+    missing one as its own exit code 127, and the job as started."""
+    program = argv[0]
+    if os.sep in program and cwd is not None:
+        program = os.path.join(cwd, program)
+    if shutil.which(program, path=os.pathsep.join(os.get_exec_path(env))) is None:
+        raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0])
+    if SETPRIV is None:
+        return argv
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 class _Watch:

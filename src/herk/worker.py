@@ -26,6 +26,7 @@ from herk.chef import CredentialsError
 from herk.control import JobControl, StopReason
 from herk.events import EventPublisher
 from herk.logstream import LogStream
+from herk.orphans import GroupRegistry
 from herk.outcome import Outcome
 from megam import log
 from megam.bus import BusError
@@ -52,6 +53,7 @@ class JobWorker(pykka.ThreadingActor):
         bridge: LoopBridge,
         events: EventPublisher,
         data_dir: Path,
+        groups: GroupRegistry,
         on_death: Callable[[BaseException | None], None],
     ) -> None:
         super().__init__()
@@ -60,6 +62,7 @@ class JobWorker(pykka.ThreadingActor):
         self.bridge = bridge
         self.events = events
         self.data_dir = data_dir
+        self.groups = groups
         self.on_death = on_death
 
     def on_receive(self, message: Any) -> None:
@@ -94,15 +97,17 @@ class JobWorker(pykka.ThreadingActor):
             lambda lines: self.bridge.run(self.events.logs(job.identity, lines)), plan.secrets
         )
         stream.line("herk", f"$ {shlex.join(plan.argv)}")
-        result = runner.run_process(
-            plan.argv,
-            env=plan.env,
-            cwd=plan.cwd,
-            timeout=plan.timeout,
-            kill_grace=plan.kill_grace,
-            control=control,
-            sink=stream,
-        )
+        with self.groups.recording(job.job_id) as record:
+            result = runner.run_process(
+                plan.argv,
+                env=plan.env,
+                cwd=plan.cwd,
+                timeout=plan.timeout,
+                kill_grace=plan.kill_grace,
+                control=control,
+                sink=stream,
+                on_started=record,
+            )
         outcome = interpret(result, plan, self.herk, stream.mask)
         stream.line("herk", f"{outcome.state}: {outcome.reason or 'exit code 0'}")
         logger.info("job.finished", state=str(outcome.state), duration=round(result.duration, 3))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -118,6 +119,14 @@ class HerkProcesses:
 
     def alive(self, name: str) -> bool:
         return self.processes[name].poll() is None
+
+    def logged(self, name: str, event: str) -> list[dict[str, object]]:
+        """The node's log entries named ``event`` since it was last started (warnings and up)."""
+        entries = []
+        for line in (self.logs / f"{name}.log").read_text().splitlines():
+            if line.startswith("{") and (entry := json.loads(line)).get("event") == event:
+                entries.append(entry)
+        return entries
 
     def stop_all(self) -> None:
         for process in self.processes.values():

@@ -1,0 +1,181 @@
+"""The process groups of running jobs, recorded on disk so that a herk node killed outright has
+its leftovers reaped when it starts again.
+
+The kernel kills a job's leader when herk dies (the runner starts it with a parent-death
+signal), but not the leader's descendants (knife's ssh, chef-client's ruby): they stay in the
+job's process group. So while a job runs its group has a record, ``<directory>/<pgid>`` holding
+the leader's start time (field 22 of ``/proc/<pid>/stat``) and the job id; the record goes when
+the job ends. A node that starts kills (SIGKILL) each recorded group that is provably still the
+job's, before it takes any work, and drops every record.
+
+Pids are reused, so a record is trusted only with proof that the group is still the job's:
+
+* its leader (pid = pgid) runs with the recorded start time; a process with that pid and another
+  start time means the pid was reused, and nothing is killed;
+* or, the leader gone, a process of the group has the job's ``MEGAM_JOB_ID`` in its
+  environment. A group id cannot be reused while any process is in the group, so that process
+  is a leftover of the job, and so is its whole group.
+
+A record that fails both (its group is gone, or a torn write) is dropped without killing
+anything. Only the live node may reap its records: it holds a lock on the directory, and a
+second node started with the same name and data dir is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Final
+
+from herk.control import signal_group
+from megam import log
+
+logger = log.get("herk.orphans")
+
+JOB_ID_VARIABLE: Final = "MEGAM_JOB_ID"
+"""Set in every job's environment by herk.environment; descendants inherit it."""
+LOCK_NAME: Final = ".lock"
+
+
+def groups_directory(data_dir: Path, herk: str) -> Path:
+    return data_dir / "herk" / herk / "groups"
+
+
+class RegistryBusy(RuntimeError):
+    """Another live herk node of the same name uses this data dir."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    pgid: int
+    start_time: int
+    job_id: str
+
+
+class GroupRegistry:
+    """A node's records; open it with :meth:`open`, which takes the directory's lock."""
+
+    def __init__(self, directory: Path, lock: IO[bytes]) -> None:
+        self.directory = directory
+        self._lock = lock
+
+    @classmethod
+    def open(cls, directory: Path) -> GroupRegistry:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / LOCK_NAME, "ab")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise RegistryBusy(
+                f"{directory} is locked: a herk node of the same name runs with this data dir"
+            ) from None
+        return cls(directory, lock)
+
+    def close(self) -> None:
+        self._lock.close()
+
+    def record(self, pgid: int, job_id: str) -> None:
+        """Called while the leader is not yet reaped, so its pid is still its own."""
+        started = start_time(pgid)
+        if started is None:
+            return
+        try:
+            (self.directory / str(pgid)).write_text(f"{started} {job_id}\n")
+        except OSError as exc:  # the job runs unrecorded: its leader still dies with herk
+            logger.warning("orphans.record_failed", pgid=pgid, error=str(exc))
+
+    def forget(self, pgid: int) -> None:
+        try:
+            (self.directory / str(pgid)).unlink(missing_ok=True)
+        except OSError as exc:  # harmless: the start time check refuses a reused pid
+            logger.warning("orphans.forget_failed", pgid=pgid, error=str(exc))
+
+    @contextlib.contextmanager
+    def recording(self, job_id: str) -> Iterator[Callable[[int], None]]:
+        """``record(pgid)`` for the runner to call once the job's leader runs; the record is
+        removed on exit, which comes after the runner killed the group and reaped the leader."""
+        recorded: list[int] = []
+
+        def record(pgid: int) -> None:
+            recorded.append(pgid)
+            self.record(pgid, job_id)
+
+        try:
+            yield record
+        finally:
+            for pgid in recorded:
+                self.forget(pgid)
+
+    def reap(self) -> list[Record]:
+        """Kill every recorded group that is provably a job's leftover; drop all records."""
+        reaped: list[Record] = []
+        for path in sorted(self.directory.iterdir()):
+            if not path.name.isdigit():
+                continue
+            record = _parse(path)
+            proof = _proof(record) if record is not None else None
+            if record is not None and proof is not None:
+                signal_group(record.pgid, signal.SIGKILL)
+                logger.warning(
+                    "orphans.reaped", job_id=record.job_id, pgid=record.pgid, proof=proof
+                )
+                reaped.append(record)
+            else:
+                logger.info("orphans.dropped", record=path.name)
+            path.unlink(missing_ok=True)
+        return reaped
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if there is no such pid."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields is not None else None
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    """``/proc/<pid>/stat`` from field 3 on (index 0 is field 3): field 2 may hold spaces."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    return raw.rsplit(b")", 1)[1].split()
+
+
+def _parse(path: Path) -> Record | None:
+    try:
+        started, job_id = path.read_text().split()
+        return Record(int(path.name), int(started), job_id)
+    except (OSError, ValueError):
+        return None
+
+
+def _proof(record: Record) -> str | None:
+    leader_started = start_time(record.pgid)
+    if leader_started is not None:
+        return "leader" if leader_started == record.start_time else None
+    marker = f"{JOB_ID_VARIABLE}={record.job_id}".encode()
+    for pid in _members(record.pgid):
+        if marker in _environment(pid):
+            return f"process {pid} of the job"
+    return None
+
+
+def _members(pgid: int) -> Iterator[int]:
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (fields := _stat(int(name))) is not None and int(fields[2]) == pgid:
+            yield int(name)
+
+
+def _environment(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return environ.read().split(b"\0")
+    except OSError:  # gone, or not ours to read (another user's): no proof
+        return []
