@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 
@@ -39,6 +40,9 @@ class Services:
     accounts: AccountCache = dataclasses.field(default_factory=AccountCache)
     node_views: NodeViews = dataclasses.field(default_factory=NodeViews)
     signatures: SignatureCache = dataclasses.field(default_factory=SignatureCache)
+    dead_letter_turns: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    """One dead-letter call at a time: a listing holds the letters it shows, so an action
+    running beside it would find none of them."""
 
     clouds: dict[tuple[str, str], PredefCloud] = dataclasses.field(default_factory=dict)
     launches: GroupCommit[list[Launch], Conflict | None] = dataclasses.field(init=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -126,6 +127,33 @@ async def test_dead_letters_are_peeked_then_requeued_on_the_real_broker(
     assert (delivery.body, delivery.routing_key) == (bodies["RIP12"], "job.local.create")
     left = (await ops.ok("/v1/cluster/deadletters"))["results"]
     assert [d["id"] for d in left] == ["RIP11"]
+
+
+async def test_an_action_beside_a_listing_still_finds_its_letter(
+    rabbit: dict[str, Any], signed: Any
+) -> None:
+    api, herk = rabbit["api"], rabbit["herk"]
+    onboarded = await api.client.post("/v1/accounts/content", json={"email": "ops@example.com"})
+    account = await onboarded.json()
+    ops = signed(api.client, account["email"], account["api_key"])
+    request = wire.JobRequest(
+        job_id="RIP21", type="local.create", node="d.local", account="ACT1", correlation_id="c"
+    )
+    await herk.publish(topology.DEAD.name, topology.HERK_REQUESTS.name, wire.encode(request))
+
+    async def requeue_while_listed() -> Any:
+        await asyncio.sleep(0.05)  # the listing holds the letter by now
+        return await ops.post("/v1/cluster/deadletters/requeue", {"ids": ["RIP21"]})
+
+    listing, requeued = await asyncio.gather(
+        ops.ok("/v1/cluster/deadletters"), requeue_while_listed()
+    )
+
+    assert [d["id"] for d in listing["results"]] == ["RIP21"]
+    assert requeued.status == 200, await requeued.text()
+    [answer] = await requeued.json()
+    assert answer["ids"] == ["RIP21"]
+    assert (await ops.ok("/v1/cluster/deadletters"))["results"] == []
 
 
 async def test_a_cancel_reaches_every_herk_node_on_the_real_broker(

@@ -114,8 +114,9 @@ async def _send(request: web.Request, command: wire.ControlCommand, herk: str) -
 
 @contextlib.asynccontextmanager
 async def _taken(request: web.Request, limit: int) -> AsyncIterator[list[dead_letters.DeadLetter]]:
+    svc = services(request)
     try:
-        async with dead_letters.taken(services(request).bus, limit) as letters:
+        async with svc.dead_letter_turns, dead_letters.taken(svc.bus, limit) as letters:
             yield letters
     except BusError as exc:
         raise Unavailable("the broker cannot serve the dead letters", more=str(exc)) from None
