@@ -15,7 +15,9 @@ and its heartbeats list them (``Heartbeat.jobs``, ``accepted``). Two rules (``do
   no other live node holds it: it ends ``interrupted`` ("herk node H no longer holds it").
 
 The end is applied like herk's own status event (attempt unchanged, a later seq), so a real
-outcome that arrives first wins and one that arrives later changes nothing.
+outcome that arrives first wins and one that arrives later changes nothing. Once applied, the
+same event is published on ``megam.events``, so whoever follows job statuses on the bus (another
+gateway, an operator's tooling) sees the job end as it would see herk's own ending.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from gateway.store import Store, StoreError
 from gateway.store.records import HerkNode, Job
 from gateway.tail import Notifier
 from megam import log, topology, wire
-from megam.bus import Bus
+from megam.bus import Bus, BusError
 
 logger = log.get("gateway.reconciler")
 
@@ -141,7 +143,16 @@ class Reconciler:
         if outcome.applied and outcome.node_id is not None:
             logger.warning("job.interrupted", job_id=job.id, herk=job.herk, reason=reason)
             self._notifier.notify(outcome.node_id, status=True)
+            await self._announce(event)
         return outcome.applied
+
+    async def _announce(self, event: wire.StatusEvent) -> None:
+        # the store already holds the end: a lost announcement loses no state, so no retry
+        try:
+            body = wire.encode(event)
+            await self._bus.publish(topology.EVENTS.name, topology.status_key(event.node), body)
+        except BusError as exc:
+            logger.warning("job.interrupted_unannounced", job_id=event.job_id, error=str(exc))
 
 
 def _accepted_there(herk: HerkNode, job: Job) -> bool:

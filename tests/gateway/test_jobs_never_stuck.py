@@ -87,6 +87,24 @@ class TestAHerkNodeThatStopsBeating:
         assert [h["state"] for h in ended["history"]] == ["queued", "running", "interrupted"]
         assert (await api.node("lost.local"))["status"] == "NOTRUNNING"
 
+    async def test_the_end_is_announced_on_the_bus_as_herk_would(
+        self, watched: Gateway, herk: Any, job_of: Any, eventually: Any, collector: Any
+    ) -> None:
+        statuses = collector()
+        await herk.bus.consume_temporary(
+            [(topology.EVENTS.name, topology.status_key("told.local"))], statuses
+        )
+        api, job = await _launched(watched, job_of, "told.local")
+        async with beating(herk, "herk-t", [holding(job, accepted=True)]):
+            await herk.status(job, "running", seq=1, herk="herk-t")
+            await eventually(lambda: _state(api, job["id"], "running"))
+        await eventually(lambda: _state(api, job["id"], "interrupted"))
+
+        deliveries = await statuses.wait_for(2)  # herk's running, then the reconciler's end
+        told = wire.decode(deliveries[-1].body, wire.StatusEvent)
+        assert (told.job_id, told.state, told.seq) == (job["id"], "interrupted", 2)
+        assert told.reason.startswith("herk node herk-t stopped sending heartbeats")
+
     async def test_jobs_it_had_not_accepted_are_left_to_the_broker_and_say_so(
         self, watched: Gateway, herk: Any, job_of: Any, eventually: Any
     ) -> None:

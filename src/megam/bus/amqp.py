@@ -125,7 +125,11 @@ class _AmqpSubscription(Subscription):
         # basic.cancel only: the channel stays open, so deliveries already received can be acked.
         if self._receiving:
             self._receiving = False
-            await _best_effort("basic.cancel", self._queue.cancel(self._tag))
+            # With the channel down, only the local half matters and it is done at once:
+            # RobustQueue.cancel forgets the consumer (so a reconnect does not restore it)
+            # before it talks to the broker, which drops it with the dead connection anyway.
+            wait = OFFLINE_TEARDOWN_TIMEOUT if self._channel.is_closed else TEARDOWN_TIMEOUT
+            await _best_effort("basic.cancel", self._queue.cancel(self._tag), wait)
 
     async def cancel(self) -> None:
         try:
@@ -319,9 +323,15 @@ reconnection forever; the broker drops a dead connection's consumers and unacked
 anyway, so teardown gives up rather than hang a process that was asked to stop."""
 
 
-async def _best_effort(what: str, operation: Awaitable[object]) -> None:
+OFFLINE_TEARDOWN_TIMEOUT = 0.1
+"""How long a stop waits on a channel that is already down."""
+
+
+async def _best_effort(
+    what: str, operation: Awaitable[object], wait: float = TEARDOWN_TIMEOUT
+) -> None:
     try:
-        async with asyncio.timeout(TEARDOWN_TIMEOUT):
+        async with asyncio.timeout(wait):
             await operation
     except Exception as exc:  # teardown must not fail: the broker cleans up after dead peers
         logger.warning("amqp.teardown_skipped", operation=what, error=repr(exc))
