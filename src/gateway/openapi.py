@@ -43,6 +43,12 @@ AFTER = Query("after", "a cursor: give only lines after it", "integer")
 JOB = Query("job", "only the lines of this job (RIP…)")
 CREATED = "201 messages: [{code, msg_type, msg, more, json_claz, links}]"
 
+
+def created(summary: str, *body: type[msgspec.Struct]) -> Operation:
+    """A ``…/content`` or ``…/update`` write: a body in, Megam's 201 messages out."""
+    return Operation(summary, CREATED, body=body, status=201)
+
+
 OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("POST", "/v1/accounts/content"): Operation(
         "Onboard an account; the api_key is generated unless given, and returned",
@@ -58,19 +64,16 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("GET", "/v1/cloudtools/{name}"): Operation(
         "One cloud tool and its command templates", "Megam::CloudTool"
     ),
-    ("POST", "/v1/predefclouds/content"): Operation(
+    ("POST", "/v1/predefclouds/content"): created(
         "Create a cloud profile; credentials are encrypted and never returned",
-        CREATED,
-        body=(schemas.PredefCloudInput,),
-        status=201,
+        schemas.PredefCloudInput,
     ),
     ("GET", "/v1/predefclouds"): Operation("Your cloud profiles", "Megam::PredefCloudCollection"),
     ("GET", "/v1/predefclouds/{name}"): Operation("One cloud profile", "Megam::PredefCloud"),
-    ("POST", "/v1/nodes/content"): Operation(
+    ("POST", "/v1/nodes/content"): created(
         "Launch nodes: Megam's node JSON or the short form; noofinstances fans out",
-        CREATED,
-        body=(schemas.NodeLaunch, schemas.NodeCreate),
-        status=201,
+        schemas.NodeLaunch,
+        schemas.NodeCreate,
     ),
     ("GET", "/v1/nodes"): Operation("Your nodes", "Megam::NodeCollection"),
     ("GET", "/v1/nodes/{name}"): Operation(
@@ -105,8 +108,8 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
             Query("limit", "at most this many points, newest kept (default 1000)", "integer"),
         ),
     ),
-    ("POST", "/v1/requests/content"): Operation(
-        "A request for an existing node: delete", CREATED, body=(schemas.RequestInput,), status=201
+    ("POST", "/v1/requests/content"): created(
+        "A request for an existing node: delete", schemas.RequestInput
     ),
     ("GET", "/v1/requests"): Operation(
         "All your requests with state, reason and history", "Megam::RequestCollection"
@@ -162,17 +165,12 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("POST", "/v1/cluster/deadletters/discard"): Operation(
         "Admins: drop dead-lettered requests", "messages", body=(schemas.DeadLetterSelection,)
     ),
-    ("POST", "/v1/nodes/update"): Operation(
+    ("POST", "/v1/nodes/update"): created(
         "Change a node's status, name or current app/bolt definitions (empty keeps the old value)",
-        CREATED,
-        body=(schemas.NodeUpdateInput,),
-        status=201,
+        schemas.NodeUpdateInput,
     ),
-    ("POST", "/v1/cloudtoolsettings/content"): Operation(
-        "Which chef-repo and knife.rb to use",
-        CREATED,
-        body=(schemas.CloudToolSettingInput,),
-        status=201,
+    ("POST", "/v1/cloudtoolsettings/content"): created(
+        "Which chef-repo and knife.rb to use", schemas.CloudToolSettingInput
     ),
     ("GET", "/v1/cloudtoolsettings"): Operation(
         "Your cloud tool settings", "Megam::CloudToolSettingCollection"
@@ -180,11 +178,8 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("GET", "/v1/cloudtoolsettings/{id}"): Operation(
         "One cloud tool setting (CTS…)", "Megam::CloudToolSetting"
     ),
-    ("POST", "/v1/sshkeys/content"): Operation(
-        "An ssh key; the private key is encrypted at rest and never returned",
-        CREATED,
-        body=(schemas.SshKeyInput,),
-        status=201,
+    ("POST", "/v1/sshkeys/content"): created(
+        "An ssh key; the private key is encrypted at rest and never returned", schemas.SshKeyInput
     ),
     ("GET", "/v1/sshkeys"): Operation("Your ssh keys (no private keys)", "Megam::SshKeyCollection"),
     ("GET", "/v1/sshkeys/{name}"): Operation("One ssh key (no private key)", "Megam::SshKey"),
@@ -194,21 +189,17 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("GET", "/v1/marketplaces/{id}"): Operation(
         "One marketplace item, by name or id", "Megam::MarketPlace"
     ),
-    ("POST", "/v1/marketplaceaddons/content"): Operation(
+    ("POST", "/v1/marketplaceaddons/content"): created(
         "Put a marketplace addon on a node (stored; no job runs for it)",
-        CREATED,
-        body=(schemas.MarketplaceAddonInput,),
-        status=201,
+        schemas.MarketplaceAddonInput,
     ),
     ("GET", "/v1/marketplaceaddons/{node_id}"): Operation(
         "The addons of a node (NOD…)", "Megam::MarketPlaceAddonCollection"
     ),
-    ("POST", "/v1/appdefns/content"): Operation(
-        "App runtime definitions for a node", CREATED, body=(schemas.AppDefnsInput,), status=201
+    ("POST", "/v1/appdefns/content"): created(
+        "App runtime definitions for a node", schemas.AppDefnsInput
     ),
-    ("POST", "/v1/appdefns/update"): Operation(
-        "Replace app definitions", CREATED, body=(schemas.AppDefnsUpdate,), status=201
-    ),
+    ("POST", "/v1/appdefns/update"): created("Replace app definitions", schemas.AppDefnsUpdate),
     ("GET", "/v1/appdefns"): Operation("All your app definitions", "Megam::AppDefnsCollection"),
     ("GET", "/v1/appdefns/{node_id}"): Operation(
         "The app definitions of a node (NOD…)", "Megam::AppDefnsCollection"
@@ -216,32 +207,23 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ("GET", "/v1/appdefns/{node_id}/{id}"): Operation(
         "One app definition of a node", "Megam::AppDefns"
     ),
-    ("POST", "/v1/boltdefns/content"): Operation(
+    ("POST", "/v1/boltdefns/content"): created(
         "Bolt (data service) definitions for a node; apikey is encrypted and never returned",
-        CREATED,
-        body=(schemas.BoltDefnsInput,),
-        status=201,
+        schemas.BoltDefnsInput,
     ),
-    ("POST", "/v1/boltdefns/update"): Operation(
-        "Replace bolt definitions", CREATED, body=(schemas.BoltDefnsUpdate,), status=201
-    ),
+    ("POST", "/v1/boltdefns/update"): created("Replace bolt definitions", schemas.BoltDefnsUpdate),
     ("GET", "/v1/boltdefns/{node_id}"): Operation(
         "The bolt definitions of a node (NOD…)", "Megam::BoltDefnsCollection"
     ),
-    ("POST", "/v1/appreqs/content"): Operation(
+    ("POST", "/v1/appreqs/content"): created(
         "An app lifecycle request (start, stop, restart, build): stored, not run in v1",
-        CREATED,
-        body=(schemas.AppReqInput,),
-        status=201,
+        schemas.AppReqInput,
     ),
     ("GET", "/v1/appreqs/{node_id}"): Operation(
         "The app lifecycle requests of a node", "Megam::AppRequestCollection"
     ),
-    ("POST", "/v1/boltreqs/content"): Operation(
-        "A bolt lifecycle request: stored, not run in v1",
-        CREATED,
-        body=(schemas.BoltReqInput,),
-        status=201,
+    ("POST", "/v1/boltreqs/content"): created(
+        "A bolt lifecycle request: stored, not run in v1", schemas.BoltReqInput
     ),
     ("GET", "/v1/boltreqs/{node_id}"): Operation(
         "The bolt lifecycle requests of a node", "Megam::BoltRequestCollection"
