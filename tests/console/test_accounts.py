@@ -92,6 +92,8 @@ def test_signing_in_works_from_the_keyboard_alone(page: Page, gateway: Gateway) 
     page.keyboard.type(api_key)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Nodes", exact=True)).to_be_visible()
+    # the list loads after the heading: tabbing before it would leave the page's last control
+    expect(page.get_by_role("link", name="Launch one")).to_be_visible()
 
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
