@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 from pathlib import Path
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -96,5 +97,9 @@ class Settings:
 
 
 def _bundled_actors_dir() -> Path:
-    """The ``actors/`` catalogue of the source tree this package was installed from."""
-    return Path(__file__).resolve().parents[2] / "actors"
+    """The ``actors/`` catalogue: the source tree's (an editable install, or a checkout), else
+    the copy a wheel installs under ``<prefix>/share/megam/actors``."""
+    source_tree = Path(__file__).resolve().parents[2] / "actors"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(sys.prefix) / "share" / "megam" / "actors"
