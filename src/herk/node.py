@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pykka
+import structlog
 
 import megam
-from herk import metrics, runner
+from herk import metrics
 from herk.acceptance import AcceptancePolicy
 from herk.bridge import LoopBridge
 from herk.cancels import CancelFeed
 from herk.catalogue import Catalogue, load_catalogue
 from herk.events import EventPublisher
+from herk.guardian import Guardian
 from herk.intake import Intake
 from herk.master import Master
-from herk.orphans import GroupRegistry, groups_directory
+from herk.orphans import LOCK_PATIENCE, GroupRegistry, groups_directory
 from herk.pool import WorkerPool
 from herk.sampler import LocalNodeSampler
 from herk.worker import JobWorker
@@ -76,6 +78,7 @@ class HerkNode:
         self.sample_seconds = sample_seconds
         self._sampling: asyncio.Task[None] | None = None
         self._groups: GroupRegistry | None = None
+        self._guardian: Guardian | None = None
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -86,14 +89,13 @@ class HerkNode:
         data_dir = Path(self.settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         # Before the first job: a group this node records must never be taken for a leftover.
-        groups = await asyncio.to_thread(GroupRegistry.open, groups_directory(data_dir, self.name))
+        # Patient: the guardian of this node's previous run may be reaping (milliseconds).
+        directory = groups_directory(data_dir, self.name)
+        groups = await asyncio.to_thread(GroupRegistry.open, directory, patience=LOCK_PATIENCE)
         self._groups = groups
-        await asyncio.to_thread(groups.reap)
-        if runner.SETPRIV is None:
-            logger.warning(
-                "herk.no_pdeathsig",
-                reason="setpriv not found: a job's main process outlives a killed herk node",
-            )
+        with structlog.contextvars.bound_contextvars(reaper="node"):
+            await asyncio.to_thread(groups.reap)  # what a guardian killed with its node left
+        await self._guard(directory)
         # gateway.events is declared here too: a terminal status confirmed into it is the
         # "safely recorded" that lets herk ack, even before any gateway has started.
         await self.bus.declare(topology.EXCHANGES, topology.HERK_QUEUES + topology.GATEWAY_QUEUES)
@@ -141,7 +143,7 @@ class HerkNode:
     async def stop(self, grace: float = 30.0) -> None:
         """Stop taking work, give in-flight jobs ``grace`` seconds, stop the rest, shut down."""
         if self._stopped or self._master is None:
-            self._release_groups()  # a start that failed half-way may hold them
+            await self._release_groups()  # a start that failed half-way may hold them
             return
         self._stopped = True
         master = self._master
@@ -171,7 +173,7 @@ class HerkNode:
         assert self._pool is not None
         metrics.WORKERS.dec(self._pool.size)
         self._pool.stop()
-        self._release_groups()
+        await self._release_groups()
         logger.info("herk.stopped", herk=self.name)
 
     async def drain(self) -> None:
@@ -247,10 +249,15 @@ class HerkNode:
     async def _send_heartbeat(self) -> None:
         if self._events is None:
             return
+        if self._stopped and not self.bus.connected:
+            logger.warning("heartbeat.skipped", why="stopping while the broker is unreachable")
+            return
         try:
-            await self._events.heartbeat(self.heartbeat())
-        except BusError as exc:
-            logger.warning("heartbeat.failed", error=str(exc))
+            # a heartbeat later than its interval tells nothing: never wait longer for the bus
+            async with asyncio.timeout(self.heartbeat_seconds):
+                await self._events.heartbeat(self.heartbeat())
+        except (BusError, TimeoutError) as exc:
+            logger.warning("heartbeat.failed", error=str(exc) or "not sent within its interval")
 
     async def _on_control(self, delivery: Delivery) -> None:
         try:
@@ -287,10 +294,36 @@ class HerkNode:
             on_death,
         )
 
-    def _release_groups(self) -> None:
-        """Let another node of this name take over the records (a restart in this process)."""
+    async def _guard(self, directory: Path) -> None:
+        """Spawn the guardian that reaps this node's jobs the moment it dies (herk.guardian)."""
+        try:
+            guardian = await asyncio.to_thread(Guardian.spawn, directory, self.settings.log_level)
+        except OSError as exc:
+            logger.warning(
+                "herk.no_guardian",
+                error=str(exc),
+                reason="if this node is killed, its jobs run on until it starts again",
+            )
+            return
+        self._guardian = guardian
+        guardian.watch(asyncio.get_running_loop(), self._guardian_lost)
+
+    def _guardian_lost(self, returncode: int) -> None:
+        logger.warning(
+            "herk.guardian_lost",
+            returncode=returncode,
+            reason="if this node is killed, its jobs run on until it starts again",
+        )
+
+    async def _release_groups(self) -> None:
+        """Let another node of this name take over the records (a restart in this process):
+        the lock first, then the guardian, which reaps what a job stuck past the stop left."""
         if self._groups is not None:
             self._groups.close()
+        guardian, self._guardian = self._guardian, None
+        if guardian is not None:
+            guardian.unwatch()
+            await asyncio.to_thread(guardian.dismiss)
 
     @property
     def intake_prefetch(self) -> int:

@@ -1,12 +1,12 @@
-"""The process groups of running jobs, recorded on disk so that a herk node killed outright has
-its leftovers reaped when it starts again.
+"""The process groups of running jobs, recorded on disk so that the jobs of a herk node killed
+outright are reaped: at once by the node's guardian (herk.guardian), and again when it starts.
 
-The kernel kills a job's leader when herk dies (the runner starts it with a parent-death
-signal), but not the leader's descendants (knife's ssh, chef-client's ruby): they stay in the
-job's process group. So while a job runs its group has a record, ``<directory>/<pgid>`` holding
-the leader's start time (field 22 of ``/proc/<pid>/stat``) and the job id; the record goes when
-the job ends. A node that starts kills (SIGKILL) each recorded group that is provably still the
-job's, before it takes any work, and drops every record.
+A job's main process and its descendants (knife's ssh, chef-client's ruby) share the job's
+process group. So while a job runs its group has a record, ``<directory>/<pgid>`` holding the
+leader's start time (field 22 of ``/proc/<pid>/stat``) and the job id; the record goes when the
+job ends. :meth:`GroupRegistry.reap` kills (SIGKILL) each recorded group that is provably still
+the job's and drops every record: the guardian runs it the moment its node dies, and a node that
+starts runs it before it takes any work, for a guardian that died with it.
 
 Pids are reused, so a record is trusted only with proof that the group is still the job's:
 
@@ -17,8 +17,8 @@ Pids are reused, so a record is trusted only with proof that the group is still 
   is a leftover of the job, and so is its whole group.
 
 A record that fails both (its group is gone, or a torn write) is dropped without killing
-anything. Only the live node may reap its records: it holds a lock on the directory, and a
-second node started with the same name and data dir is refused.
+anything. Only the holder of the directory's lock may reap or record: the live node, or once it
+died, its guardian; a second node started with the same name and data dir is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import dataclasses
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Final
@@ -40,6 +41,10 @@ logger = log.get("herk.orphans")
 JOB_ID_VARIABLE: Final = "MEGAM_JOB_ID"
 """Set in every job's environment by herk.environment; descendants inherit it."""
 LOCK_NAME: Final = ".lock"
+LOCK_PATIENCE: Final = 5.0
+"""How long a dying node's lock or a guardian's reap may keep the lock: milliseconds, normally.
+A live node holds it for good."""
+LOCK_RETRY_SECONDS: Final = 0.01
 
 
 def groups_directory(data_dir: Path, herk: str) -> Path:
@@ -65,16 +70,18 @@ class GroupRegistry:
         self._lock = lock
 
     @classmethod
-    def open(cls, directory: Path) -> GroupRegistry:
+    def open(cls, directory: Path, *, patience: float = 0.0) -> GroupRegistry:
+        """Wait up to ``patience`` seconds for the lock, then raise :class:`RegistryBusy`."""
         directory.mkdir(parents=True, exist_ok=True)
         lock = open(directory / LOCK_NAME, "ab")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise RegistryBusy(
-                f"{directory} is locked: a herk node of the same name runs with this data dir"
-            ) from None
+        deadline = time.monotonic() + patience
+        while not _locked(lock):
+            if time.monotonic() >= deadline:
+                lock.close()
+                raise RegistryBusy(
+                    f"{directory} is locked: a herk node of the same name runs with this data dir"
+                )
+            time.sleep(LOCK_RETRY_SECONDS)
         return cls(directory, lock)
 
     def close(self) -> None:
@@ -87,7 +94,7 @@ class GroupRegistry:
             return
         try:
             (self.directory / str(pgid)).write_text(f"{started} {job_id}\n")
-        except OSError as exc:  # the job runs unrecorded: its leader still dies with herk
+        except OSError as exc:  # the job runs unrecorded: a killed herk leaves it running
             logger.warning("orphans.record_failed", pgid=pgid, error=str(exc))
 
     def forget(self, pgid: int) -> None:
@@ -130,6 +137,14 @@ class GroupRegistry:
                 logger.info("orphans.dropped", record=path.name)
             path.unlink(missing_ok=True)
         return reaped
+
+
+def _locked(lock: IO[bytes]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def start_time(pid: int) -> int | None:

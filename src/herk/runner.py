@@ -6,24 +6,21 @@ package managers) die with it instead of holding the pipes open. When the main p
 rest of its group is killed before the main process is reaped, while its pid cannot be recycled:
 a job that wants to leave a process running must start it in a session of its own.
 
-If herk itself dies (SIGKILL, the OOM killer) none of that runs. So the main process is started
-behind ``setpriv --pdeathsig KILL`` (util-linux, on every Debian): the kernel kills it when the
-thread that started it exits, and that thread (a worker actor's) is blocked in ``run_process``
-until the main process is reaped, so it only exits early when herk does. The rest of the group
-is reaped when the node starts again (herk.orphans, fed through ``on_started``). setpriv rather
-than a ``preexec_fn`` calling prctl: a ``preexec_fn`` runs Python in the child of a threaded
-process (documented unsafe) and turns CPython's vfork into a full fork, slower the larger herk
-is; setpriv costs an exec (docs/herk.md, "A herk node killed outright").
+If herk itself dies (SIGKILL, the OOM killer) none of that runs: the node's guardian kills the
+group instead, the moment herk is gone (herk.guardian, herk.orphans, fed through ``on_started``).
+That costs nothing per job: the main process is started as it is, not behind a wrapper such as
+``setpriv --pdeathsig`` (an exec per job, and it reached only the main process), nor with a
+``preexec_fn`` (Python between fork and exec in a threaded process, documented unsafe; and CPython
+then forks instead of using vfork). ``close_fds`` keeps herk's descriptors, the guardian's pipe
+among them, out of the job (docs/herk.md, "A herk node killed outright").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import errno
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import time
@@ -38,8 +35,6 @@ MAX_LINE_BYTES: Final = 16 * 1024
 POLL_SECONDS: Final = 0.1
 PIPE_LINGER_SECONDS: Final = 1.0
 """How long to keep reading after the group is dead, for a descendant that left the group."""
-SETPRIV: Final = shutil.which("setpriv")
-"""None where util-linux's setpriv is missing: the main process then outlives a killed herk."""
 
 
 class Ending(enum.StrEnum):
@@ -84,7 +79,7 @@ def run_process(
     started = clock()
     try:
         proc = subprocess.Popen(
-            _dying_with_herk(argv, env, cwd),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -109,19 +104,6 @@ def run_process(
             signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         control.detach()
-
-
-def _dying_with_herk(argv: list[str], env: dict[str, str], cwd: Path | None) -> list[str]:
-    """``argv`` behind setpriv, once its program is known to exist: setpriv would report a
-    missing one as its own exit code 127, and the job as started."""
-    program = argv[0]
-    if os.sep in program and cwd is not None:
-        program = os.path.join(cwd, program)
-    if shutil.which(program, path=os.pathsep.join(os.get_exec_path(env))) is None:
-        raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0])
-    if SETPRIV is None:
-        return argv
-    return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 class _Watch:

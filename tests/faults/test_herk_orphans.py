@@ -1,9 +1,12 @@
-"""A herk node SIGKILLed while a job runs leaves none of the job's processes behind: the kernel
-kills the job's main process with the node (its parent-death signal), and the node, started
-again, kills the rest of the job's process group before it takes any work (herk.orphans)."""
+"""A herk node SIGKILLed while a job runs leaves none of the job's processes behind: the node's
+guardian kills the job's whole process group the moment the node dies (herk.guardian), and if
+the guardian died too, the node kills it when it starts again, before it takes any work
+(herk.orphans)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +47,32 @@ async def started_job(
     return pid_file, leader, grandchild
 
 
-async def test_the_jobs_processes_die_with_the_node_and_at_its_restart(
+def guardian_of(herk: int) -> int:
+    """The pid of the herk node's guardian, its child running ``herk.guardian``."""
+    [guardian] = [
+        int(name)
+        for name in os.listdir("/proc")
+        if name.isdigit() and parent(int(name)) == herk and b"herk.guardian" in cmdline(int(name))
+    ]
+    return guardian
+
+
+def parent(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def test_the_guardian_kills_the_whole_group_when_the_node_dies(
     broker: AmqpBus, herk_nodes: HerkProcesses, actors: Path, job_pids: list[int]
 ) -> None:
     sleeper_actor(actors, "fault.hang", idempotent=False, timeout=300)
@@ -53,17 +81,41 @@ async def test_the_jobs_processes_die_with_the_node_and_at_its_restart(
     record = groups_directory(herk_nodes.data_dir, "victim") / str(leader)
     await until(record.exists, "the job's process group to be recorded")
 
+    herk_nodes.kill("victim")  # and not started again
+
+    assert await wait_dead([leader, grandchild], timeout=30) == [], "the job outlived the node"
+    await until(lambda: herk_nodes.logged("victim", "orphans.reaped"), "the reap to be logged")
+    [reaped] = herk_nodes.logged("victim", "orphans.reaped")
+    assert (reaped["job_id"], reaped["pgid"], reaped["reaper"]) == (
+        pid_file.stem,
+        leader,
+        "guardian",
+    )
+    assert not record.exists()
+
+
+async def test_a_node_killed_with_its_guardian_kills_the_group_when_it_starts_again(
+    broker: AmqpBus, herk_nodes: HerkProcesses, actors: Path, job_pids: list[int]
+) -> None:
+    sleeper_actor(actors, "fault.hang", idempotent=False, timeout=300)
+    herk_nodes.start("victim", workers=1)
+    pid_file, leader, grandchild = await started_job(broker, herk_nodes, "fault.hang", job_pids)
+    record = groups_directory(herk_nodes.data_dir, "victim") / str(leader)
+    await until(record.exists, "the job's process group to be recorded")
+
+    os.kill(guardian_of(herk_nodes.processes["victim"].pid), signal.SIGKILL)
+    await until(lambda: herk_nodes.logged("victim", "herk.guardian_lost"), "the loss to be logged")
     herk_nodes.kill("victim")
 
-    assert await wait_dead([leader]) == [], "the main process outlived the node"
-    assert alive(grandchild)  # out of the kernel's reach: the restart is what reaps it
+    assert alive(leader) and alive(grandchild)  # nobody left to reap them: the restart does
+    assert record.exists()
 
     herk_nodes.start("victim", workers=1)
 
-    assert await wait_dead([grandchild], timeout=60) == [], "the restart left the grandchild"
+    assert await wait_dead([leader, grandchild], timeout=60) == [], "the restart left the job"
     await until(lambda: herk_nodes.logged("victim", "orphans.reaped"), "the reap to be logged")
     [reaped] = herk_nodes.logged("victim", "orphans.reaped")
-    assert (reaped["job_id"], reaped["pgid"]) == (pid_file.stem, leader)
+    assert (reaped["job_id"], reaped["pgid"], reaped["reaper"]) == (pid_file.stem, leader, "node")
     assert not record.exists()
 
 

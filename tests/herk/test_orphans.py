@@ -1,8 +1,11 @@
-"""The registry of running jobs' process groups (herk.orphans), on real processes: what a node
-that starts again kills, and what it leaves alone because the pid is no longer the job's."""
+"""The registry of running jobs' process groups (herk.orphans) and the guardian that reaps it
+(herk.guardian), on real processes: what the guardian of a node that is gone kills, and a node
+that starts again, and what they leave alone because the pid is no longer the job's."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,14 +14,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from herk_testkit import SLEEPER, kill_quietly, read_pids, wait_dead, wait_for_file
+import structlog
+from herk_testkit import SLEEPER, kill_quietly, read_pids, until, wait_dead, wait_for_file
 
+from herk.control import JobControl
+from herk.guardian import Guardian, guard
+from herk.logstream import LogStream
+from herk.node import HerkNode
 from herk.orphans import GroupRegistry, RegistryBusy, start_time
 from herk.provision.local import alive
+from herk.runner import Ending, ProcessResult, run_process
+from megam.bus import Bus
 
 JOB_ID = "RIP4242"
 
 Spawn = Callable[[str], Awaitable[tuple[subprocess.Popen[bytes], int]]]
+SpawnGuardian = Callable[[Path], Guardian]
 
 
 @pytest.fixture
@@ -73,6 +84,53 @@ def records(directory: Path) -> list[str]:
 
 async def gone(pids: list[int]) -> bool:
     return await wait_dead(pids) == []
+
+
+class GuardianLog:
+    """What guardians wrote on the test's stderr (they inherit it, as they inherit herk's)."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str]) -> None:
+        self.capfd = capfd
+        self.entries: list[dict[str, object]] = []
+
+    def named(self, event: str) -> list[dict[str, object]]:
+        for line in self.capfd.readouterr().err.splitlines():
+            if line.startswith("{"):
+                self.entries.append(json.loads(line))
+        return [entry for entry in self.entries if entry["event"] == event]
+
+
+@pytest.fixture
+def guardian_log(capfd: pytest.CaptureFixture[str]) -> GuardianLog:
+    return GuardianLog(capfd)
+
+
+@pytest.fixture
+def guardians() -> Iterator[SpawnGuardian]:
+    """``guardians(directory)``: a guardian of that registry, dismissed at the end if a test did
+    not."""
+    spawned: list[Guardian] = []
+
+    def spawn_guardian(directory: Path) -> Guardian:
+        spawned.append(Guardian.spawn(directory, "info"))
+        return spawned[-1]
+
+    yield spawn_guardian
+    for guardian in spawned:
+        guardian.dismiss()
+
+
+def ignores(pid: int, signals: tuple[signal.Signals, ...]) -> bool:
+    """Whether the process ignores each of ``signals`` (``SigIgn`` in /proc/<pid>/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:"))[7:], 16)
+    return all(ignored & (1 << (signum - 1)) for signum in signals)
+
+
+def node_died(registry: GroupRegistry, guardian: Guardian) -> None:
+    """What a node's death does to its guardian: its lock and its end of the pipe are gone."""
+    registry.close()
+    guardian.dismiss()
 
 
 class TestRecording:
@@ -162,3 +220,146 @@ class TestRecordsWithoutProofAreDroppedWithoutKilling:
         assert restarted(registry).reap() == []
         assert alive(leader.pid) and alive(grandchild)
         assert records(directory) == []
+
+
+class TestTheGuardianOfANodeThatIsGone:
+    async def test_kills_each_recorded_group_whole(
+        self,
+        registry: GroupRegistry,
+        directory: Path,
+        spawn: Spawn,
+        guardians: SpawnGuardian,
+        guardian_log: GuardianLog,
+    ) -> None:
+        leader, grandchild = await spawn(JOB_ID)
+        registry.record(leader.pid, JOB_ID)
+        guardian = guardians(directory)
+        node_died(registry, guardian)
+        assert guardian.process.returncode == 0
+        assert await gone([leader.pid, grandchild])
+        assert records(directory) == []
+        [reaped] = guardian_log.named("orphans.reaped")
+        assert (reaped["job_id"], reaped["pgid"], reaped["reaper"]) == (
+            JOB_ID,
+            leader.pid,
+            "guardian",
+        )
+
+    async def test_waits_for_the_lock_the_dying_node_still_holds(
+        self,
+        registry: GroupRegistry,
+        directory: Path,
+        spawn: Spawn,
+        guardians: SpawnGuardian,
+        guardian_log: GuardianLog,
+    ) -> None:
+        """A dead node's descriptors close one by one: the pipe's end-of-file may come first."""
+        leader, grandchild = await spawn(JOB_ID)
+        registry.record(leader.pid, JOB_ID)
+        guardian = guardians(directory)
+        dismissed = asyncio.create_task(asyncio.to_thread(guardian.dismiss))
+        await until(
+            lambda: guardian_log.named("guardian.lock_held"), "the guardian to find the lock held"
+        )
+        registry.close()
+        await dismissed
+        assert await gone([leader.pid, grandchild])
+        assert [entry["pgid"] for entry in guardian_log.named("orphans.reaped")] == [leader.pid]
+
+    async def test_with_no_record_kills_nothing(
+        self,
+        registry: GroupRegistry,
+        directory: Path,
+        spawn: Spawn,
+        guardians: SpawnGuardian,
+        guardian_log: GuardianLog,
+    ) -> None:
+        """A clean stop: every job ended and took its record with it."""
+        leader, grandchild = await spawn(JOB_ID)
+        with registry.recording(JOB_ID) as record:
+            record(leader.pid)
+        guardian = guardians(directory)
+        node_died(registry, guardian)
+        assert guardian.process.returncode == 0
+        assert alive(leader.pid) and alive(grandchild)
+        assert guardian_log.named("orphans.reaped") == []
+
+    async def test_is_not_stopped_by_a_stop_sent_to_every_process(
+        self,
+        registry: GroupRegistry,
+        directory: Path,
+        spawn: Spawn,
+        guardians: SpawnGuardian,
+    ) -> None:
+        """A shutdown or a service manager: the node may drain its jobs for a while yet."""
+        leader, grandchild = await spawn(JOB_ID)
+        registry.record(leader.pid, JOB_ID)
+        guardian = guardians(directory)
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        await until(lambda: ignores(guardian.process.pid, stops), "the guardian to be ready")
+        assert os.getsid(guardian.process.pid) == guardian.process.pid  # not in the node's group
+        for signum in stops:
+            guardian.process.send_signal(signum)
+        node_died(registry, guardian)
+        assert guardian.process.returncode == 0
+        assert await gone([leader.pid, grandchild])
+
+    async def test_leaves_the_records_to_a_node_that_started_again(
+        self, registry: GroupRegistry, directory: Path, spawn: Spawn
+    ) -> None:
+        """Late: the restarted node holds the lock, and its records are its live jobs'."""
+        leader, grandchild = await spawn(JOB_ID)
+        registry.record(leader.pid, JOB_ID)
+        read_end, write_end = os.pipe()
+        os.close(write_end)
+        try:
+            assert guard(read_end, directory, patience=0.1) == []
+        finally:
+            os.close(read_end)
+        assert alive(leader.pid) and alive(grandchild)
+        assert records(directory) == [str(leader.pid)]
+
+    async def test_sees_its_node_go_even_while_a_job_the_node_started_runs(
+        self, directory: Path, guardians: SpawnGuardian, tmp_path: Path
+    ) -> None:
+        """No job holds the node's end of the pipe: it would keep the guardian from ever
+        seeing its node go."""
+        guardian = guardians(directory)
+        pid_file, release = tmp_path / "job.pids", tmp_path / "job.release"
+        job = asyncio.create_task(
+            asyncio.to_thread(
+                run_process,
+                [sys.executable, str(SLEEPER), "--pids", str(pid_file), "--until", str(release)],
+                env={"PATH": os.environ["PATH"]},
+                cwd=None,
+                timeout=60,
+                kill_grace=1,
+                control=JobControl(),
+                sink=LogStream(lambda lines: None, ()),
+            )
+        )
+        try:
+            await wait_for_file(pid_file, unless=job.done)
+            await asyncio.to_thread(guardian.dismiss)
+            assert guardian.process.returncode == 0
+            assert not job.done()
+        finally:
+            release.touch()
+            result: ProcessResult = await job
+        assert result.ending is Ending.EXITED
+
+
+class TestANodeWithoutAGuardian:
+    async def test_starts_and_warns_when_the_guardian_cannot_be_spawned(
+        self,
+        rabbit: Bus,
+        start_herk: Callable[..., Awaitable[HerkNode]],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+        with structlog.testing.capture_logs() as entries:
+            node = await start_herk(rabbit, workers=1)
+        assert node.master is not None and node.heartbeat().workers == 1
+        assert [entry["event"] for entry in entries if entry["log_level"] == "warning"] == [
+            "herk.no_guardian"
+        ]

@@ -1,0 +1,155 @@
+"""A herk node's guardian: one small process that kills the node's running jobs, whole process
+groups, the moment the node dies, however it dies.
+
+The node spawns it at start (``python -m herk.guardian --groups <dir>``) in a session of its own,
+so that a signal to the node's process group does not reach it, with the read end of a pipe as
+its stdin. Only the node holds the write end: ``os.pipe`` makes both ends non-inheritable, and
+the runner starts jobs with ``close_fds``. So the guardian's read returns end-of-file exactly
+when the node is gone (SIGKILL, the OOM killer, a crash, or a clean stop, which leaves no record).
+It then takes the registry's lock, which the dead node no longer holds, runs the registry's reap
+(herk.orphans, with its proof rules) and exits.
+
+A node that restarts at once may take the lock first: it reaps the same records itself before
+it takes any work, and the guardian gives up after a while (a live node holds the lock for good).
+The guardian ignores SIGTERM, SIGINT and SIGHUP: a stop sent to every process (a shutdown, a
+service manager) must not take it down while its node is still draining jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import structlog
+
+from herk.orphans import LOCK_PATIENCE, GroupRegistry, Record, RegistryBusy
+from megam import log
+
+if TYPE_CHECKING:  # the guardian process itself runs no loop: it starts lighter without asyncio
+    import asyncio
+
+logger = log.get("herk.guardian")
+
+DISMISS_SECONDS: Final = 10.0
+"""How long a stopping node waits for its guardian's (normally empty) reap."""
+IGNORED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Guardian:
+    """The node's side: the pipe's write end, and the guardian process."""
+
+    def __init__(self, process: subprocess.Popen[bytes], pipe: int) -> None:
+        self.process = process
+        self._pipe: int | None = pipe
+        self._watching: tuple[asyncio.AbstractEventLoop, int] | None = None
+
+    @classmethod
+    def spawn(cls, groups: Path, log_level: str) -> Guardian:
+        read_end, write_end = os.pipe()  # non-inheritable: no job can hold the write end
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "herk.guardian",
+                    "--groups",
+                    str(groups),
+                    "--log-level",
+                    log_level,
+                ],
+                stdin=read_end,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        return cls(process, write_end)
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[int], None]) -> None:
+        """``on_exit(returncode)`` if the guardian ends while the node runs (killed, crashed)."""
+        try:
+            pidfd = os.pidfd_open(self.process.pid)
+        except OSError:  # no pidfd (Linux < 5.3): a lost guardian goes unnoticed
+            return
+        self._watching = (loop, pidfd)
+
+        def exited() -> None:
+            self.unwatch()
+            on_exit(self.process.wait())
+
+        loop.add_reader(pidfd, exited)
+
+    def unwatch(self) -> None:
+        """On the loop's thread."""
+        if self._watching is not None:
+            loop, pidfd = self._watching
+            self._watching = None
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    def dismiss(self) -> None:
+        """Let the guardian go, once the node released the registry (a clean stop). Blocks until
+        it has reaped, so that another node of this name may open the registry at once."""
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+        try:
+            self.process.wait(DISMISS_SECONDS)
+        except subprocess.TimeoutExpired:
+            logger.warning("herk.guardian_slow", pid=self.process.pid, seconds=DISMISS_SECONDS)
+
+
+def guard(pipe: int, groups: Path, patience: float = LOCK_PATIENCE) -> list[Record]:
+    """Wait for end-of-file on ``pipe``, then reap the registry in ``groups``."""
+    while os.read(pipe, 4096):
+        pass  # the node never writes: only end-of-file matters
+    if not groups.is_dir():  # the data dir was removed: nothing to reap, nothing to re-create
+        return []
+    with structlog.contextvars.bound_contextvars(reaper="guardian"):
+        registry = _take(groups, patience)
+        if registry is None:
+            return []
+        try:
+            return registry.reap()
+        finally:
+            registry.close()
+
+
+def _take(groups: Path, patience: float) -> GroupRegistry | None:
+    """The registry, once the dead node's lock is released (it goes with the node's last
+    descriptor, maybe a moment after the pipe's); None if a node of this name started again:
+    it holds the lock for good, and reaps the records itself before it takes any work."""
+    try:
+        return GroupRegistry.open(groups)
+    except RegistryBusy:
+        logger.info("guardian.lock_held", groups=str(groups))
+    try:
+        return GroupRegistry.open(groups, patience=patience)
+    except RegistryBusy:
+        logger.info("guardian.registry_taken", groups=str(groups))
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m herk.guardian", description=__doc__)
+    parser.add_argument("--groups", type=Path, required=True)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    for signum in IGNORED_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    log.configure(args.log_level)
+    guard(sys.stdin.fileno(), args.groups)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
