@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from collections.abc import AsyncIterator
 
+import aiormq
 import pytest
 
 from megam import topology
@@ -322,6 +324,112 @@ class TestTemporaryQueues:
             await bus.publish("megam.requests", "job.x", b"x")
         await asyncio.sleep(0.1)
         assert await bus.queue_depth("contract.work") == 4
+
+
+KEEP = 600.0
+"""How long the contract tests keep a claim: longer than any test."""
+
+
+@contextlib.asynccontextmanager
+async def another_connection(bus: Bus, request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """A second connection to the same broker (the embedded broker is its one bus)."""
+    if isinstance(bus, EmbeddedBus):
+        yield bus
+        return
+    other = AmqpBus(request.getfixturevalue("amqp_url"), publish_timeout=5)
+    await other.connect()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+CLAIMANTS = ("one", "two", "three")
+"""One and three share a connection, two has its own."""
+
+
+class TestClaimOnce:
+    async def test_the_first_claim_wins_and_later_claimants_learn_its_holder(
+        self, bus: Bus
+    ) -> None:
+        assert await bus.claim_once("contract.claim.a", "first", KEEP) is None
+        assert await bus.claim_once("contract.claim.a", "second", KEEP) == "first"
+        assert await bus.claim_once("contract.claim.b", "second", KEEP) is None, "keys apart"
+
+    async def test_a_holder_asking_again_still_holds_its_claim(self, bus: Bus) -> None:
+        """So a claim whose answer was lost on the way can be asked for again."""
+        assert await bus.claim_once("contract.claim.a", "first", KEEP) is None
+        assert await bus.claim_once("contract.claim.a", "first", KEEP) is None
+        assert await bus.claim_once("contract.claim.a", "second", KEEP) == "first"
+
+    async def test_of_claimants_racing_on_two_connections_exactly_one_wins(
+        self, bus: Bus, request: pytest.FixtureRequest
+    ) -> None:
+        async with another_connection(bus, request) as other:
+            keys = [f"contract.race.{n}" for n in range(25)]
+            answers = await asyncio.gather(
+                *(
+                    claimant.claim_once(key, name, KEEP)
+                    for key in keys
+                    for claimant, name in zip((bus, other, bus), CLAIMANTS, strict=True)
+                )
+            )
+        for number, key in enumerate(keys):
+            got = dict(zip(CLAIMANTS, answers[3 * number : 3 * number + 3], strict=True))
+            winners = [name for name, answer in got.items() if answer is None]
+            assert len(winners) == 1, (key, got)
+            assert set(got.values()) == {None, winners[0]}, (key, got)
+
+    async def test_a_claim_outlives_the_connection_that_made_it(
+        self, bus: Bus, request: pytest.FixtureRequest
+    ) -> None:
+        async with another_connection(bus, request) as other:
+            assert await other.claim_once("contract.claim.a", "gone", KEEP) is None
+        if isinstance(bus, EmbeddedBus):
+            await bus.close()
+            await bus.connect()
+        assert await bus.claim_once("contract.claim.a", "later", KEEP) == "gone"
+
+    async def test_a_claim_nobody_asks_about_for_its_keep_time_is_forgotten(self, bus: Bus) -> None:
+        assert await bus.claim_once("contract.claim.a", "early", 0.3) is None
+        async with asyncio.timeout(15):
+            while (answer := await bus.claim_once("contract.claim.a", "late", 0.3)) is not None:
+                assert answer == "early"
+                await asyncio.sleep(1)  # asking keeps a claim: ask less often than it is kept
+
+
+class TestClaimOnceOnRabbitMQ:
+    async def test_a_claimant_that_dies_holding_the_lock_holds_nobody_up(
+        self, amqp_url: str
+    ) -> None:
+        bus = AmqpBus(amqp_url, publish_timeout=10)
+        dying = await aiormq.connect(amqp_url)
+        try:
+            await bus.connect()
+            channel = await dying.channel()
+            await channel.queue_declare(
+                topology.claim_lock_queue("contract.claim.a"), exclusive=True
+            )
+            claiming = asyncio.create_task(bus.claim_once("contract.claim.a", "next", KEEP))
+            await asyncio.sleep(0.3)
+            assert not claiming.done(), "claimed while another connection held the lock"
+            await dying.close()
+            assert await claiming is None
+        finally:
+            await dying.close()
+            await bus.close()
+
+    async def test_a_claim_left_half_made_goes_to_the_next_claimant(self, amqp_url: str) -> None:
+        """A claimant that died between creating the claim's queue and writing its name into it
+        never learnt that it held the claim, so it never acted on it."""
+        bus = AmqpBus(amqp_url, publish_timeout=10)
+        await bus.connect()
+        try:
+            await bus.declare((), (topology.Queue("contract.claim.a", quorum=False),))
+            assert await bus.claim_once("contract.claim.a", "next", KEEP) is None
+            assert await bus.claim_once("contract.claim.a", "after", KEEP) == "next"
+        finally:
+            await bus.close()
 
 
 async def test_publish_on_closed_bus_raises_bus_error() -> None:

@@ -18,6 +18,12 @@ from herk.catalogue import JobDefinition
 CONSUMER_TIMEOUT_VARIABLE: Final = "MEGAM_BROKER_CONSUMER_TIMEOUT"
 DEFAULT_CONSUMER_TIMEOUT: Final = 1800.0
 """RabbitMQ's default ``consumer_timeout`` (30 min)."""
+CLAIM_KEEP_VARIABLE: Final = "MEGAM_HERK_CLAIM_KEEP"
+DEFAULT_CLAIM_KEEP: Final = 86400.0
+"""How long the claim of a job that is not idempotent is kept (herk/ledger.py): a copy of its
+request arriving later than that would run again. A producer retries within minutes, and both
+copies wait in the same queue, so a copy comes within the queue's backlog; a day covers that at
+a broker memory cost a busy cluster can carry (docs/herk.md, "Cost")."""
 MIN_MARGIN: Final = 60.0
 STUCK_MARGIN: Final = 10.0
 """Beyond timeout + kill grace, how long a worker may take to report before it counts as stuck."""
@@ -26,21 +32,14 @@ STUCK_MARGIN: Final = 10.0
 @dataclasses.dataclass(frozen=True, slots=True)
 class AcceptancePolicy:
     consumer_timeout: float = DEFAULT_CONSUMER_TIMEOUT
+    claim_keep: float = DEFAULT_CLAIM_KEEP
 
     @classmethod
     def from_env(cls) -> AcceptancePolicy:
-        raw = os.environ.get(CONSUMER_TIMEOUT_VARIABLE)
-        if not raw:
-            return cls()
-        try:
-            seconds = float(raw)
-        except ValueError:
-            raise ValueError(
-                f"{CONSUMER_TIMEOUT_VARIABLE} must be a number of seconds, got {raw!r}"
-            ) from None
-        if seconds <= 0:
-            raise ValueError(f"{CONSUMER_TIMEOUT_VARIABLE} must be positive")
-        return cls(seconds)
+        return cls(
+            _seconds(CONSUMER_TIMEOUT_VARIABLE, DEFAULT_CONSUMER_TIMEOUT),
+            _seconds(CLAIM_KEEP_VARIABLE, DEFAULT_CLAIM_KEEP),
+        )
 
     @property
     def safe_hold(self) -> float:
@@ -57,3 +56,16 @@ def longest_hold(definition: JobDefinition) -> float:
     before it starts) plus the run, its kill grace and the stuck margin."""
     backoff = definition.retry.backoff_max if definition.retry.max_attempts > 1 else 0.0
     return backoff + definition.timeout + definition.kill_grace + STUCK_MARGIN
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{variable} must be positive")
+    return seconds

@@ -9,7 +9,9 @@ The order of the steps is the delivery guarantee (docs/herk.md, "Delivery semant
 * ack on acceptance (jobs that are not idempotent, or may outlive the consumer timeout): the
   ``running`` status is confirmed, then the ack is confirmed, and only then does the process
   start. A node that dies before that never started the job, so its redelivery is safe; one that
-  dies after it is not redelivered, and its heartbeats told who held the job.
+  dies after it is not redelivered, and its heartbeats told who held the job. A job that is not
+  idempotent is also claimed in the job ledger between the ack and the start: a second copy of
+  its request, here or on another node, finds the claim and is dead-lettered, not run.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import pykka
 
-from herk import acceptance, metrics, retry
+from herk import acceptance, ledger, metrics, retry
 from herk.acceptance import AcceptancePolicy
 from herk.admission import Job, Rejection, admit
 from herk.bridge import LoopBridge
@@ -53,6 +56,8 @@ WORKER_WAIT = 2.0
 """A request that found no free worker for this long is handed back for another node to run."""
 HANDED_BACK_HEADER = "x-megam-handed-back-by"
 
+T = TypeVar("T")
+
 
 class Master:
     def __init__(
@@ -78,6 +83,7 @@ class Master:
         self._policy = policy or AcceptancePolicy()
         self._on_capacity_change = on_capacity_change
         self._on_accepted = on_accepted
+        self._ledger = ledger.JobLedger(bus, name, self._policy.claim_keep)
         self.flights: dict[str, Flight] = {}
         self.unrecorded: dict[str, wire.HeldJob] = {}
         """Accepted jobs whose terminal status could not be published: still ours to answer for."""
@@ -214,6 +220,10 @@ class Master:
             metrics.ACCEPTS_UNCONFIRMED.inc()
             logger.warning("job.accept_unconfirmed", job_id=job.job_id, error=str(exc))
             return False
+        # Claimed after the ack, not before: a claim that a redelivery could find would turn
+        # the redelivery of a job that never started into a duplicate.
+        if not job.definition.idempotent and not await self._claim(flight):
+            return False
         flight.accepted = True
         flight.started_at = started_at
         metrics.ACCEPTED.labels(job.request.type).inc()
@@ -222,6 +232,25 @@ class Master:
             # The broker forgot the request: a heartbeat says who holds it before it starts.
             await self._on_accepted()
         return True
+
+    async def _claim(self, flight: Flight) -> bool:
+        """Claim the one run of a job that is not idempotent. False: a copy of its request was
+        accepted before, here or on another node, and this one must not start. It gets no status
+        event (the job has its own, from the first copy), only a dead letter with the reason."""
+        job = flight.job
+        holder = self._ledger.new_holder()
+        try:
+            first = await self._reliably(lambda: self._ledger.claim(job.job_id, holder))
+        except BusError as exc:  # stopping while the broker is away: unknown, so not run
+            metrics.ACCEPTS_UNCONFIRMED.inc()
+            logger.warning("job.claim_unconfirmed", job_id=job.job_id, error=str(exc))
+            return False
+        if first is None:
+            return True
+        logger.warning("job.duplicate", job_id=job.job_id, first=first)
+        reason = ledger.duplicate_reason(first)
+        await self._reliably(lambda: self._dead_letter(flight.delivery, reason, kind="duplicate"))
+        return False
 
     async def _run(self, flight: Flight, slot: Slot) -> Outcome:
         request = flight.job.request
@@ -315,7 +344,10 @@ class Master:
         stopped_for_shutdown = (
             reason is StopReason.SHUTDOWN and outcome.state is JobState.INTERRUPTED
         )
-        if stopped_for_shutdown and (not outcome.started or job.definition.idempotent):
+        # A job that is not idempotent is not handed back once accepted: its claim is spent, a
+        # copy would be a duplicate.
+        may_run_elsewhere = job.definition.idempotent or not (outcome.started or flight.accepted)
+        if stopped_for_shutdown and may_run_elsewhere:
             await self._hand_back(flight)
             return
         if retry.should_retry(job.definition, outcome, job.request.attempt):
@@ -424,13 +456,13 @@ class Master:
         logger.info("request.handed_back", job_id=flight.job.job_id)
         await self._release_request(flight)
 
-    async def _reliably(self, publish: Callable[[], Awaitable[None]]) -> None:
-        """Publish until the broker confirms; the request stays unacked (so safe) meanwhile."""
+    async def _reliably(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Repeat a publish until the broker confirms it (the request stays unacked, so safe,
+        meanwhile), or a claim until the broker answers (asking again is safe)."""
         delay = 0.5
         while True:
             try:
-                await publish()
-                return
+                return await operation()
             except BusError as exc:
                 if self.shutting_down:
                     raise

@@ -70,6 +70,17 @@ REASON_HEADER: Final = "x-megam-reason"
 """Header carrying the human-readable reason on a dead-lettered message."""
 
 
+def job_claim_key(job_id: str) -> str:
+    """The key under which a herk node claims the one run of a job that is not idempotent
+    (``Bus.claim_once``). On RabbitMQ it is the name of the durable queue recording the claim."""
+    return f"herk.ran.{job_id}"
+
+
+def claim_lock_queue(key: str) -> str:
+    """On RabbitMQ, the exclusive queue a connection holds while it claims ``key``."""
+    return f"{key}.claiming"
+
+
 def request_key(job_type: str) -> str:
     return f"job.{job_type}"
 

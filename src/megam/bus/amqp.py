@@ -12,6 +12,13 @@
   its queue. No answer within ``publish_timeout`` raises :class:`BusError`. (A quorum queue's
   client holds settles back only once 32 commands are in flight on the channel, which a prefetch
   below 32 rules out.)
+* ``claim_once``: a key's claim is the durable classic queue named after it, holding one message,
+  the holder (``x-expires`` forgets it). It is read and written under a lock, the key's exclusive
+  queue (``topology.claim_lock_queue``): another connection declaring it is refused
+  (RESOURCE_LOCKED), and the broker deletes it with its connection, so a claimant that dies holds
+  nobody up. The holder is read with ``basic.get`` on a channel of its own (the broker closes a
+  channel that asks for a missing queue) and not acknowledged, so it goes back into the queue when
+  that channel closes, before the lock is released.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError
 from aio_pika.exceptions import PublishError as PikaPublishError
 
-from megam import log
+from megam import log, topology
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.topology import DEAD, Exchange, Queue
 
@@ -45,9 +52,19 @@ _RETRYABLE = (
 )
 
 
+CLAIM_RETRY_FIRST = 0.01
+CLAIM_RETRY_MAX = 0.2
+"""How soon a claimant asks again while another connection holds the key's lock (a claim takes
+a few round trips)."""
+
 STREAM_SEGMENT_BYTES = 1_000_000
 """Streams expire whole segments: small ones let ``x-max-age`` apply to a trickle of messages."""
 STREAM_MAX_BYTES = 200_000_000
+
+
+def claim_arguments(keep_seconds: float) -> dict[str, Any]:
+    # Classic, whatever the vhost's default: a quorum queue per claim would be a Raft group each.
+    return {"x-queue-type": "classic", "x-expires": max(1, round(keep_seconds * 1000))}
 
 
 def queue_arguments(spec: Queue) -> dict[str, Any]:
@@ -147,6 +164,13 @@ class AmqpBus(Bus):
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._claim_turn = asyncio.Lock()
+        """Claims take turns: an exclusive queue locks out other connections only."""
+        self._claims: aiormq.abc.AbstractConnection | None = None
+        """A connection of its own for claims: the broker closes the channels of a refused
+        lock or a missing queue, and a channel opened on the same connection meanwhile can
+        reuse a number whose close is not finished ("second 'channel.open' seen"), a
+        connection error. Here that costs a claim a retry, not every consumer a reconnect."""
         self.reconnects = 0
 
     async def connect(self) -> None:
@@ -169,6 +193,7 @@ class AmqpBus(Bus):
         logger.warning("amqp.reconnected", reconnects=self.reconnects)
 
     async def close(self) -> None:
+        await self._drop_claims_connection()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await _best_effort("connection.close", connection.close())
@@ -256,6 +281,80 @@ class AmqpBus(Bus):
         finally:
             await channel.close()
 
+    async def claim_once(self, key: str, holder: str, keep_seconds: float) -> str | None:
+        async with self._claim_turn:
+            return await self._claim_in_turn(key, holder, keep_seconds)
+
+    async def _claim_in_turn(self, key: str, holder: str, keep_seconds: float) -> str | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        delay = CLAIM_RETRY_FIRST
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    return await self._claim(key, holder, keep_seconds)
+            except (aiormq.exceptions.ConnectionClosed, ConnectionError) as exc:
+                # the claims connection broke (or was broken by a channel race): a new one
+                await self._drop_claims_connection()
+                if loop.time() + delay > deadline:
+                    raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CLAIM_RETRY_MAX)
+            except aiormq.exceptions.ChannelLockedResource:
+                # Another connection is claiming the key: its claim will be the answer.
+                if loop.time() + delay > deadline:
+                    raise BusError(
+                        f"{key!r} stayed locked by another claimant for "
+                        f"{self._publish_timeout:.0f}s"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CLAIM_RETRY_MAX)
+            except (TimeoutError, *_RETRYABLE, aiormq.exceptions.AMQPError) as exc:
+                raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
+
+    async def _claim(self, key: str, holder: str, keep_seconds: float) -> str | None:
+        connection = await self._claims_connection()
+        lock = topology.claim_lock_queue(key)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            await channel.queue_declare(lock, exclusive=True)
+            try:
+                exists, first = await _read_claim(connection, key)
+                if first is None:  # unclaimed, or its claimant died between its two steps
+                    if not exists:
+                        await channel.queue_declare(
+                            key, durable=True, arguments=claim_arguments(keep_seconds)
+                        )
+                    confirmation = await channel.basic_publish(
+                        holder.encode(),
+                        routing_key=key,
+                        properties=aiormq.spec.Basic.Properties(delivery_mode=2),
+                        mandatory=True,
+                    )
+                    if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+                        raise BusError(f"the broker did not take the claim of {key!r}")
+                await channel.queue_delete(lock)
+            except BaseException:
+                await _best_effort("claim.unlock", _delete_queue(connection, lock))
+                raise
+        finally:
+            await _best_effort("channel.close", channel.close())
+        return None if first in (None, holder) else first
+
+    async def _claims_connection(self) -> aiormq.abc.AbstractConnection:
+        """Not a robust connection: a lock must not come back by itself after a reconnect."""
+        if self._connection is None:
+            raise BusError("not connected")
+        if self._claims is None or self._claims.is_closed:
+            properties = {"connection_name": "megam claims"}
+            self._claims = await aiormq.connect(self._url, client_properties=properties)
+        return self._claims
+
+    async def _drop_claims_connection(self) -> None:
+        claims, self._claims = self._claims, None
+        if claims is not None and not claims.is_closed:
+            await _best_effort("connection.close", claims.close())
+
     async def follow_stream(
         self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
     ) -> Subscription:
@@ -335,6 +434,32 @@ async def _best_effort(
             await operation
     except Exception as exc:  # teardown must not fail: the broker cleans up after dead peers
         logger.warning("amqp.teardown_skipped", operation=what, error=repr(exc))
+
+
+async def _read_claim(
+    connection: aiormq.abc.AbstractConnection, key: str
+) -> tuple[bool, str | None]:
+    """Whether ``key``'s claim queue exists, and the holder it names."""
+    probe = await connection.channel(publisher_confirms=False)
+    try:
+        got = await probe.basic_get(key)
+        if isinstance(got.delivery, aiormq.spec.Basic.GetOk):
+            return True, (got.body or b"").decode(errors="replace")
+        return True, None
+    except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed the probe
+        return False, None
+    finally:
+        await probe.close()  # the holder, not acknowledged, goes back into the queue
+
+
+async def _delete_queue(connection: aiormq.abc.AbstractConnection, name: str) -> None:
+    if connection.is_closed:
+        return  # an exclusive queue went with its connection
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        await channel.queue_delete(name)
+    finally:
+        await channel.close()
 
 
 def _redact(url: str) -> str:

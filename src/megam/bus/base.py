@@ -16,6 +16,8 @@ Semantics both adapters guarantee (``tests/test_bus_contract.py`` checks each):
   never redelivered after that, even if the consumer dies at once (herk's ack-on-accept).
 * A stream queue keeps its messages (up to its max age) for every reader: ``follow_stream``
   reads it from an offset and then follows it; acks only pace the reader.
+* ``claim_once`` is a durable compare-and-set: of every caller on every connection, the first to
+  claim a key gets it, and everyone after learns who did, even once that caller is gone.
 """
 
 from __future__ import annotations
@@ -114,6 +116,19 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (not counting unacknowledged ones)."""
+
+    @abc.abstractmethod
+    async def claim_once(self, key: str, holder: str, keep_seconds: float) -> str | None:
+        """Claim ``key`` for ``holder`` unless it is claimed already.
+
+        None: the claim is ``holder``'s, made now or by an earlier call with the same holder (so a
+        call whose answer was lost can be repeated: give each claimant a holder of its own).
+        Otherwise the holder that claimed ``key`` first. Concurrent callers on any connections
+        get one answer: exactly one of them wins. The claim outlives its claimant's connection; it
+        is forgotten once nobody has claimed ``key`` for ``keep_seconds``. Raises
+        :class:`BusError` when the answer cannot be known (the claim may or may not have been
+        made): repeat it with the same holder.
+        """
 
     async def follow_stream(
         self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100

@@ -299,6 +299,21 @@ class _StreamFollower(Subscription):
         await self.stop_receiving()
 
 
+class _Claim:
+    """Who claimed a key (``claim_once``), kept until unused for ``keep`` seconds (as RabbitMQ's
+    ``x-expires``: set by whoever made the claim)."""
+
+    __slots__ = ("holder", "keep", "last_used")
+
+    def __init__(self, holder: str, keep: float, now: float) -> None:
+        self.holder = holder
+        self.keep = keep
+        self.last_used = now
+
+    def forgotten(self, now: float) -> bool:
+        return now - self.last_used > self.keep
+
+
 class EmbeddedBus(Bus):
     def __init__(self) -> None:
         self._exchanges: dict[str, Exchange] = {}
@@ -306,6 +321,8 @@ class EmbeddedBus(Bus):
         self._queues: dict[str, _Queue] = {}
         self._connected = False
         self._temp_names = itertools.count(1)
+        self._claims: collections.OrderedDict[str, _Claim] = collections.OrderedDict()
+        """Least recently claimed first, so that the forgotten ones are found at the front."""
 
     async def connect(self) -> None:
         self._connected = True
@@ -386,6 +403,19 @@ class EmbeddedBus(Bus):
         self._check()
         target = self._queue(queue)
         return len(target.log.entries) if target.log is not None else len(target.ready)
+
+    async def claim_once(self, key: str, holder: str, keep_seconds: float) -> str | None:
+        self._check()
+        # One event loop and no await from the look to the write: claimants cannot interleave.
+        now = time.monotonic()
+        while self._claims and next(iter(self._claims.values())).forgotten(now):
+            self._claims.popitem(last=False)
+        claim = self._claims.pop(key, None)
+        if claim is None or claim.forgotten(now):
+            claim = _Claim(holder, keep_seconds, now)
+        claim.last_used = now  # asking again keeps a claim, as on RabbitMQ
+        self._claims[key] = claim
+        return None if claim.holder == holder else claim.holder
 
     def _queue(self, name: str) -> _Queue:
         try:
