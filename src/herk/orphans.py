@@ -35,6 +35,7 @@ from typing import IO, Final
 
 from herk.control import signal_group
 from megam import log
+from megam.procfs import PROC, stat_fields
 
 logger = log.get("herk.orphans")
 
@@ -149,18 +150,8 @@ def _locked(lock: IO[bytes]) -> bool:
 
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if there is no such pid."""
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return int(fields[19]) if fields is not None else None
-
-
-def _stat(pid: int) -> list[bytes] | None:
-    """``/proc/<pid>/stat`` from field 3 on (index 0 is field 3): field 2 may hold spaces."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            raw = stat.read()
-    except OSError:
-        return None
-    return raw.rsplit(b")", 1)[1].split()
 
 
 def _parse(path: Path) -> Record | None:
@@ -183,8 +174,9 @@ def _proof(record: Record) -> str | None:
 
 
 def _members(pgid: int) -> Iterator[int]:
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (fields := _stat(int(name))) is not None and int(fields[2]) == pgid:
+    for name in os.listdir(PROC):
+        fields = stat_fields(int(name)) if name.isdigit() else None
+        if fields is not None and int(fields[2]) == pgid:  # field 5: the process group
             yield int(name)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from megam import log, topology, wire
 from megam.bus import Bus, BusError
+from megam.procfs import stat_fields
 
 logger = log.get("megam.sampling")
 
@@ -152,10 +153,9 @@ class Sampler:
     def _proc_cpu(self) -> float | None:
         if self.pid is None:
             return None
-        text = self._read(str(self.pid), "stat")
-        if not text:
+        fields = stat_fields(self.pid, self.proc)
+        if not fields:
             return None
-        fields = text.rsplit(")", 1)[1].split()  # the command name may contain spaces
         return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
 
     def _proc_rss(self) -> float | None:

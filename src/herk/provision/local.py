@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from megam.procfs import stat_fields
+
 START_TIMEOUT = 15.0
 STOP_GRACE = 5.0
 
@@ -157,11 +159,8 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     # A zombie is dead for our purposes (it is our own child in tests and in herk).
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def is_node_server(pid: int) -> bool:
