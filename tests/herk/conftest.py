@@ -29,6 +29,14 @@ async def _connected(kind: str, request: pytest.FixtureRequest) -> Bus:
     return bus
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """The herk node's data dir: where sleeper jobs write their pids and wait to be released."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
 @pytest.fixture(params=["embedded", "rabbitmq"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     """Each test that takes ``bus`` runs once on the embedded bus and once on RabbitMQ."""

@@ -219,6 +219,25 @@ async def wait_for_file(
         await asyncio.sleep(0.05)
 
 
+async def started(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
+    """The pids a sleeper job wrote once it runs (``{job_id}.pids`` in the data dir)."""
+    path = data_dir / f"{job_id}.pids"
+    await wait_for_file(path, unless=lambda: events.terminal_now(job_id))
+    return read_pids(path)
+
+
+async def started_again(data_dir: Path, job_id: str, before: list[int]) -> list[int]:
+    """The pids of a second run of ``job_id`` (its sleeper rewrites the pids file)."""
+    path = data_dir / f"{job_id}.pids"
+    await until(lambda: read_pids(path)[0] not in before, f"{job_id} running a second time")
+    return read_pids(path)
+
+
+def release(data_dir: Path, job_id: str) -> None:
+    """Let a sleeper job end (it waits for ``{job_id}.release`` in the data dir)."""
+    (data_dir / f"{job_id}.release").touch()
+
+
 async def until(condition: Callable[[], object], what: str, timeout: float = 20) -> None:
     """Poll an in-process condition (a node's own state) until it holds."""
     deadline = time.monotonic() + timeout

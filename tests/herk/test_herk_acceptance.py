@@ -16,10 +16,11 @@ from herk_testkit import (
     job_request,
     kill_quietly,
     read_pids,
+    release,
     sleeper_actor,
+    started,
     submit,
     until,
-    wait_for_file,
 )
 from prometheus_client import REGISTRY
 
@@ -45,13 +46,6 @@ def actors(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 async def proxied(amqp_url: str, rabbit: Bus) -> AsyncIterator[tuple[TcpProxy, AmqpBus]]:
     """A bus of its own for the herk node, through a TCP relay the test can break."""
     proxy = await TcpProxy.start(amqp_url)
@@ -60,12 +54,6 @@ async def proxied(amqp_url: str, rabbit: Bus) -> AsyncIterator[tuple[TcpProxy, A
     yield proxy, bus
     await bus.close()
     await proxy.close()
-
-
-async def pids_of(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
-    path = data_dir / f"{job_id}.pids"
-    await wait_for_file(path, unless=lambda: events.terminal_now(job_id))
-    return read_pids(path)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -108,8 +96,8 @@ class TestTheBrokerTakingDeliveriesBack:
         long, short = job_request("test.long"), job_request("test.sleep")
         await submit(rabbit, long)
         await submit(rabbit, short)
-        pids = await pids_of(events, data_dir, long.job_id)
-        pids += await pids_of(events, data_dir, short.job_id)
+        pids = await started(events, data_dir, long.job_id)
+        pids += await started(events, data_dir, short.job_id)
         try:
             beat = await events.wait_until(
                 lambda: next((b for b in events.heartbeats if len(b.jobs) == 2), 0),
@@ -125,7 +113,7 @@ class TestTheBrokerTakingDeliveriesBack:
             await until(lambda: herk.bus.connected and herk.bus.reconnects, "a reconnection")
 
             for job in (long, short):
-                (data_dir / f"{job.job_id}.release").touch()
+                release(data_dir, job.job_id)
             for job in (long, short):
                 assert (await events.terminal(job.job_id)).state == "succeeded"
             # The held request comes back (to this node, the only one): answered, not re-run.
@@ -179,9 +167,9 @@ class TestAnAcceptanceThatCannotBeProven:
         assert not (data_dir / f"{request.job_id}.pids").exists(), "not started"
         await proxy.cut()  # the broker sees the consumer go and redelivers the request
 
-        pids = await pids_of(events, data_dir, request.job_id)
+        pids = await started(events, data_dir, request.job_id)
         try:
-            (data_dir / f"{request.job_id}.release").touch()
+            release(data_dir, request.job_id)
             assert (await events.terminal(request.job_id)).state == "succeeded"
             assert read_pids(data_dir / f"{request.job_id}.pids") == pids, "one run"
         finally:
@@ -194,7 +182,7 @@ class TestNoHoardingBehindAcceptedJobs:
     ) -> None:
         herk = await start_herk(bus, actors_dir=actors, workers=1)
         accepted = await submit(bus, job_request("test.once"))
-        pids = await pids_of(events, data_dir, accepted.job_id)
+        pids = await started(events, data_dir, accepted.job_id)
         try:
             waiting = await submit(bus, job_request("test.sleep"))
             await until(lambda: herk.heartbeat().jobs[0].accepted, "the job to be accepted")
@@ -202,10 +190,10 @@ class TestNoHoardingBehindAcceptedJobs:
             assert waiting.job_id not in herk.master.flights
             assert await depth_settles(bus, 1), "the request waits in the queue, not in herk"
 
-            (data_dir / f"{accepted.job_id}.release").touch()
+            release(data_dir, accepted.job_id)
             assert (await events.terminal(accepted.job_id)).state == "succeeded"
-            pids += await pids_of(events, data_dir, waiting.job_id)
-            (data_dir / f"{waiting.job_id}.release").touch()
+            pids += await started(events, data_dir, waiting.job_id)
+            release(data_dir, waiting.job_id)
             assert (await events.terminal(waiting.job_id)).state == "succeeded"
         finally:
             kill_quietly(pids)

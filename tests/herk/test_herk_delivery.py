@@ -20,11 +20,12 @@ from herk_testkit import (
     job_request,
     kill_quietly,
     read_pids,
+    release,
     sleeper_actor,
+    started,
+    started_again,
     submit,
-    until,
     wait_dead,
-    wait_for_file,
     write_actor,
 )
 
@@ -54,23 +55,6 @@ def actors(tmp_path: Path) -> Path:
             f"backoff_max = {max(backoff, 0.1)}\n",
         )
     return directory
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-async def started(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
-    pids = data_dir / f"{job_id}.pids"
-    await wait_for_file(pids, unless=lambda: events.terminal_now(job_id))
-    return read_pids(pids)
-
-
-def release(data_dir: Path, job_id: str) -> None:
-    (data_dir / f"{job_id}.release").touch()
 
 
 @pytest.fixture
@@ -173,7 +157,7 @@ class TestSigterm:
             assert events.terminal_now(job.job_id) is None, "handed back, not concluded"
 
             await start_herk(rabbit, actors_dir=actors, name="next")
-            pids += await started_again(events, data_dir, job.job_id, pids)
+            pids += await started_again(data_dir, job.job_id, pids)
             release(data_dir, job.job_id)
             assert (await events.terminal(job.job_id)).herk == "next"
         finally:
@@ -199,19 +183,12 @@ class TestStopWithoutGrace:
             assert await bus.queue_depth(topology.HERK_REQUESTS.name) == 1
 
             await start_herk(bus, actors_dir=actors, name="second")
-            pids += await started_again(events, data_dir, safe.job_id, pids)
+            pids += await started_again(data_dir, safe.job_id, pids)
             release(data_dir, safe.job_id)
             done = await events.terminal(safe.job_id)
             assert done.state == "succeeded" and done.herk == "second"
         finally:
             kill_quietly(pids)
-
-
-async def started_again(events: EventLog, data_dir: Path, job_id: str, before: list[int]):
-    """The pids of a second run of ``job_id`` (its sleeper rewrites the pids file)."""
-    path = data_dir / f"{job_id}.pids"
-    await until(lambda: read_pids(path)[0] not in before, f"{job_id} running a second time")
-    return read_pids(path)
 
 
 class TestRetries:

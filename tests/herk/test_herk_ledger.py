@@ -14,10 +14,11 @@ from herk_testkit import (
     job_request,
     kill_quietly,
     read_pids,
+    release,
     sleeper_actor,
+    started,
     submit,
     until,
-    wait_for_file,
 )
 from prometheus_client import REGISTRY
 
@@ -33,23 +34,6 @@ def actors(tmp_path: Path) -> Path:
     directory = tmp_path / "actors"
     sleeper_actor(directory, "test.once", idempotent=False)
     return directory
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-async def started(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
-    path = data_dir / f"{job_id}.pids"
-    await wait_for_file(path, unless=lambda: events.terminal_now(job_id))
-    return read_pids(path)
-
-
-def release(data_dir: Path, job_id: str) -> None:
-    (data_dir / f"{job_id}.release").touch()
 
 
 def duplicates_dead_lettered() -> float:

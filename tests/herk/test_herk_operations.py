@@ -11,11 +11,11 @@ from herk_testkit import (
     control,
     job_request,
     kill_quietly,
-    read_pids,
+    release,
     sleeper_actor,
+    started,
     submit,
     until,
-    wait_for_file,
 )
 
 import megam
@@ -31,26 +31,13 @@ def actors(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-async def running(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
-    path = data_dir / f"{job_id}.pids"
-    await wait_for_file(path, unless=lambda: events.terminal_now(job_id))
-    return read_pids(path)
-
-
 class TestHeartbeat:
     async def test_tells_workers_busy_and_the_jobs_in_flight(
         self, bus: Bus, events: EventLog, start_herk, actors: Path, data_dir: Path
     ) -> None:
         herk = await start_herk(bus, actors_dir=actors, workers=3, heartbeat_seconds=0.1)
         request = await submit(bus, job_request("test.sleep"))
-        pids = await running(events, data_dir, request.job_id)
+        pids = await started(events, data_dir, request.job_id)
         try:
             beat = await events.wait_until(
                 lambda: next(
@@ -75,7 +62,7 @@ class TestDrain:
     ) -> None:
         herk = await start_herk(bus, actors_dir=actors)
         running_job = await submit(bus, job_request("test.sleep"))
-        pids = await running(events, data_dir, running_job.job_id)
+        pids = await started(events, data_dir, running_job.job_id)
         try:
             await control(bus, "drain", herk=herk.name)
             await events.wait_until(
@@ -83,15 +70,14 @@ class TestDrain:
                 "a heartbeat saying the node drains",
             )
             waiting = await submit(bus, job_request("test.sleep"))
-            release = data_dir / f"{running_job.job_id}.release"
-            release.touch()
+            release(data_dir, running_job.job_id)
             assert (await events.terminal(running_job.job_id)).state == "succeeded"
             assert events.status_of(waiting.job_id) == []
             assert await bus.queue_depth(topology.HERK_REQUESTS.name) == 1
 
             other = await start_herk(bus, actors_dir=actors, name="other")
-            pids += await running(events, data_dir, waiting.job_id)
-            (data_dir / f"{waiting.job_id}.release").touch()
+            pids += await started(events, data_dir, waiting.job_id)
+            release(data_dir, waiting.job_id)
             done = await events.terminal(waiting.job_id)
             assert done.state == "succeeded" and done.herk == other.name
         finally:
@@ -109,13 +95,13 @@ class TestScale:
         pids: list[int] = []
         try:
             for job in jobs:  # all three run at the same time: none is released yet
-                pids += await running(events, data_dir, job.job_id)
+                pids += await started(events, data_dir, job.job_id)
             assert herk.heartbeat().busy == 3
 
             await control(bus, "scale", herk=herk.name, workers=1)
             await until(lambda: herk.heartbeat().workers == 1, "the node to scale down to 1")
             for job in jobs:
-                (data_dir / f"{job.job_id}.release").touch()
+                release(data_dir, job.job_id)
             for job in jobs:
                 assert (await events.terminal(job.job_id)).state == "succeeded"
         finally:

@@ -10,12 +10,13 @@ from herk_testkit import (
     control,
     job_request,
     kill_quietly,
-    read_pids,
+    release,
     sleeper_actor,
+    started,
+    started_again,
     submit,
     until,
     wait_dead,
-    wait_for_file,
 )
 
 from megam.bus import Bus
@@ -29,24 +30,13 @@ def actors(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-async def running_pids(events: EventLog, data_dir: Path, job_id: str) -> list[int]:
-    pids_file = data_dir / f"{job_id}.pids"
-    await wait_for_file(pids_file, unless=lambda: events.terminal_now(job_id))
-    return read_pids(pids_file)
-
-
 class TestTimeout:
     async def test_kills_the_process_group_grandchild_included_even_if_sigterm_is_ignored(
         self, bus: Bus, events: EventLog, start_herk, actors: Path, data_dir: Path
     ) -> None:
         await start_herk(bus, actors_dir=actors)
         request = await submit(bus, job_request("test.stubborn"))
-        pids = await running_pids(events, data_dir, request.job_id)
+        pids = await started(events, data_dir, request.job_id)
         try:
             done = await events.terminal(request.job_id)
             assert done.state == "timed_out"
@@ -63,7 +53,7 @@ class TestCancel:
     ) -> None:
         await start_herk(bus, actors_dir=actors)
         request = await submit(bus, job_request("test.sleep"))
-        pids = await running_pids(events, data_dir, request.job_id)
+        pids = await started(events, data_dir, request.job_id)
         try:
             await control(bus, "cancel", job_id=request.job_id)
             done = await events.terminal(request.job_id)
@@ -79,13 +69,13 @@ class TestCancel:
     ) -> None:
         herk = await start_herk(bus, actors_dir=actors, workers=1)
         blocker = await submit(bus, job_request("test.sleep"))
-        pids = await running_pids(events, data_dir, blocker.job_id)
+        pids = await started(events, data_dir, blocker.job_id)
         try:
             queued = await submit(bus, job_request("test.sleep"))
             await control(bus, "cancel", job_id=queued.job_id)
             await until(lambda: queued.job_id in herk.master.cancels, "the cancel to arrive")
             # Let the one worker go: the queued job is delivered next, and must not start.
-            (data_dir / f"{blocker.job_id}.release").touch()
+            release(data_dir, blocker.job_id)
             assert (await events.terminal(blocker.job_id)).state == "succeeded"
 
             done = await events.terminal(queued.job_id)
@@ -115,7 +105,7 @@ class TestDurableCancel:
     ) -> None:
         first = await start_herk(bus, actors_dir=actors, workers=1, name="first")
         blocker = await submit(bus, job_request("test.sleep"))
-        pids = await running_pids(events, data_dir, blocker.job_id)
+        pids = await started(events, data_dir, blocker.job_id)
         try:
             # Once its job runs long, the node takes no request beyond its one worker: the next
             # one stays in the broker's queue, where only the stream can cancel it for later.
@@ -130,13 +120,7 @@ class TestDurableCancel:
             assert (done.state, done.herk) == ("cancelled", "second")
             assert not (data_dir / f"{queued.job_id}.pids").exists()
             pids += await started_again(data_dir, blocker.job_id, pids)
-            (data_dir / f"{blocker.job_id}.release").touch()
+            release(data_dir, blocker.job_id)
             assert (await events.terminal(blocker.job_id)).herk == "second"
         finally:
             kill_quietly(pids)
-
-
-async def started_again(data_dir: Path, job_id: str, before: list[int]) -> list[int]:
-    path = data_dir / f"{job_id}.pids"
-    await until(lambda: read_pids(path)[0] not in before, f"{job_id} running a second time")
-    return read_pids(path)
