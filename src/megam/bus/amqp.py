@@ -40,6 +40,7 @@ from aio_pika.exceptions import PublishError as PikaPublishError
 
 from megam import log, topology
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
+from megam.bus.failover import FailoverConnection, amqp_urls, redact
 from megam.topology import DEAD, Exchange, Queue
 
 logger = log.get("megam.bus.amqp")
@@ -157,7 +158,7 @@ class _AmqpSubscription(Subscription):
 
 class AmqpBus(Bus):
     def __init__(self, url: str, *, publish_timeout: float = 30.0, heartbeat: int = 30) -> None:
-        self._url = url
+        self._urls = amqp_urls(url)
         self._publish_timeout = publish_timeout
         self._heartbeat = heartbeat
         self._connection: AbstractRobustConnection | None = None
@@ -174,19 +175,37 @@ class AmqpBus(Bus):
         self.reconnects = 0
 
     async def connect(self) -> None:
-        try:
-            self._connection = await aio_pika.connect_robust(
-                self._url,
+        """Connect to the first URL of the list that answers; later losses move on along it."""
+        failures: list[str] = []
+        for start in range(len(self._urls)):
+            connection = FailoverConnection(
+                self._urls,
+                start=start,
                 heartbeat=self._heartbeat,
                 reconnect_interval=1,
                 client_properties={"connection_name": "megam"},
             )
-        except (OSError, aiormq.exceptions.AMQPError) as exc:
-            raise BusError(f"cannot reach RabbitMQ at {_redact(self._url)}: {exc}") from exc
+            try:
+                await connection.connect()
+            except (OSError, aiormq.exceptions.AMQPError) as exc:
+                failures.append(f"{redact(self._urls[start])}: {exc}")
+                await _best_effort("connection.close", connection.close())
+                continue
+            self._connection = connection
+            break
+        else:
+            raise BusError(f"cannot reach RabbitMQ at {'; '.join(failures)}")
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self._connection.channel(  # type: ignore[assignment]
             publisher_confirms=True, on_return_raises=True
         )
+
+    @property
+    def current_url(self) -> str | None:
+        """The broker URL the bus is connected to (or reconnecting to) now."""
+        if isinstance(self._connection, FailoverConnection):
+            return self._connection.current_url
+        return None
 
     def _on_reconnect(self, *_: object) -> None:
         self.reconnects += 1
@@ -347,7 +366,9 @@ class AmqpBus(Bus):
             raise BusError("not connected")
         if self._claims is None or self._claims.is_closed:
             properties = {"connection_name": "megam claims"}
-            self._claims = await aiormq.connect(self._url, client_properties=properties)
+            self._claims = await aiormq.connect(
+                self.current_url or self._urls[0], client_properties=properties
+            )
         return self._claims
 
     async def _drop_claims_connection(self) -> None:
@@ -460,13 +481,3 @@ async def _delete_queue(connection: aiormq.abc.AbstractConnection, name: str) ->
         await channel.queue_delete(name)
     finally:
         await channel.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:****@{host}" if scheme else f"{user}:****@{host}"
