@@ -8,6 +8,11 @@ Three systems in the same run, on the same RabbitMQ, each worker in its own proc
           ``StatusEvent`` consumed from ``gateway.events`` (the driver plays the gateway).
 * celery — Celery 5 with the rpc result backend, its threads pool and its default prefork
           pool (as many threads / processes as herk has workers), defaults otherwise.
+* spawn  — the limit for jobs that run a process: a bare loop spawning ``/bin/true`` on as many
+          threads as herk has workers, with no broker at all.
+
+Besides each system's line it prints the ratios ``herk/raw``, ``herk/celery`` (no-op jobs),
+``true/celery`` (herk's ``/bin/true`` rate over the faster Celery pool's) and ``true/spawn``.
 
 Throughput: N jobs with at most ``--window`` in flight. Latency: per job under that load, and
 unloaded (one job at a time). Run: ``.venv/bin/python -m bench.dispatch --jobs 20000``.
@@ -348,6 +353,26 @@ def bench_celery(task: str, jobs: int, window: int, unloaded: int) -> Result:
     return Result(f"celery {task}", jobs, seconds, latencies, quiet)
 
 
+# -- the bare spawn loop ---------------------------------------------------------------------
+
+
+def bench_spawn(jobs: int, threads: int) -> Result:
+    """``/bin/true`` as fast as this machine spawns it from Python threads: no bus, no events."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        subprocess.run(["/bin/true"], check=False)
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        latencies = list(pool.map(one, range(jobs)))
+    seconds = time.perf_counter() - started
+    unloaded = [one(0) for _ in range(min(jobs, 300))]
+    return Result("spawn true", jobs, seconds, latencies, unloaded)
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -359,7 +384,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--window", type=int, default=256, help="jobs in flight at most")
     parser.add_argument("--unloaded", type=int, default=300, help="one-at-a-time samples")
-    parser.add_argument("--only", default="raw,herk,celery")
+    parser.add_argument("--only", default="raw,herk,celery,spawn")
     parser.add_argument("--raw-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_worker:
@@ -395,7 +420,17 @@ def main() -> None:
                         results[label] = bench_celery(task, args.jobs, args.window, args.unloaded)
                         results[label].name = f"celery {pool} {task.split('.')[1]}"
                         print(results[label].line(), flush=True)
+    if "spawn" in chosen:
+        results["spawn"] = bench_spawn(args.jobs, args.workers)
+        print(results["spawn"].line(), flush=True)
+    print_ratios(results)
+
+
+def print_ratios(results: dict[str, Result]) -> None:
     celery = [results[k] for k in ("celery-threads-noop", "celery-prefork-noop") if k in results]
+    celery_true = [
+        results[k] for k in ("celery-threads-true", "celery-prefork-true") if k in results
+    ]
     if "noop" in results:
         for other in celery:
             pool = other.name.split()[1]
@@ -405,6 +440,11 @@ def main() -> None:
     if "noop" in results and celery:  # against the faster Celery pool
         best = max(celery, key=lambda result: result.rate)
         print(f"herk/celery: {results['noop'].rate / best.rate:.2f}")
+    if "shell.true" in results and celery_true:
+        best = max(celery_true, key=lambda result: result.rate)
+        print(f"true/celery: {results['shell.true'].rate / best.rate:.2f}")
+    if "shell.true" in results and "spawn" in results:
+        print(f"true/spawn: {results['shell.true'].rate / results['spawn'].rate:.2f}")
 
 
 if __name__ == "__main__":
