@@ -23,7 +23,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Processes, megam_environment, wait_http
+from tests.e2e.conftest import (  # noqa: F401 - megam_env and processes are fixtures used here
+    Processes,
+    megam_env,
+    megam_environment,
+    processes,
+    wait_http,
+)
 
 HERE = Path(__file__).parent
 SHARED = Path(os.environ.get("MEGAM_SHARED_DIR", HERE.parents[2] / "shared"))

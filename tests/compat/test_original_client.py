@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.compat.conftest import SANDBOX_API_KEY, SANDBOX_EMAIL, Gem, message
+from tests.compat.conftest import (
+    SANDBOX_API_KEY,
+    SANDBOX_EMAIL,
+    Gem,
+    Processes,
+    message,
+    nilavu_home,
+    wait_http,
+)
 
 LOCAL_VAULT = "s3://cloudkeys/{email}/home"
 CONF_LOCATION = "cloudrecipes/{email}/default_chef/chef-repo/.chef/knife.rb"
@@ -350,6 +358,47 @@ class TestBuilders:
         assert deleting["built"]["command"]["cloudtool"]["chef"]["plugin"] == (
             f"local server delete {node_name} -c {CONF_LOCATION.format(email=gem.email)} -y"
         )
+        assert gem.node_reaching(node_name, {"DELETED"})["status"] == "DELETED"
+
+    def test_repeated_launches_and_deletes_are_refused_and_say_why(self, gem: Gem) -> None:
+        local_cloud(gem)
+        chef_repo(gem)
+        book = book_name("twice")
+        node_name = f"{book}1.megam.local"
+        assert gem.build("make_node", "create", portal_launch(book))["status"] == 201
+        again = gem.build("make_node", "create", portal_launch(book))
+        assert (again["error"], again["status"]) == ("Megam::API::Errors::ErrorWithResponse", 409)
+        assert node_name in message(again)["msg"]
+        assert gem.node_reaching(node_name, {"RUNNING", "NOTRUNNING"})["status"] == "RUNNING"
+        delete = {"node_name": node_name, "repo": "default_chef"}
+        assert gem.build("delete_node", "delete", delete)["status"] == 201
+        assert gem.node_reaching(node_name, {"DELETED"})["status"] == "DELETED"
+        deleted_again = gem.build("delete_node", "delete", delete)
+        assert deleted_again["status"] == 409, deleted_again
+        assert message(deleted_again)["msg"] == f"node {node_name} is already deleted"
+
+    def test_delete_node_after_a_restart_of_megam_still_has_the_command_to_build_from(
+        self, gem_lib: Path, processes: Processes, tmp_path: Path
+    ) -> None:
+        up = processes.start("up", "up", "--workers", "2")
+        wait_http(processes.env["MEGAM_URL"] + "/healthz")
+        gem = Gem(gem_lib, processes, nilavu_home(tmp_path / "gem"), SANDBOX_EMAIL, SANDBOX_API_KEY)
+        onboard(gem)
+        local_cloud(gem)
+        chef_repo(gem)
+        book = book_name("kept")
+        node_name = f"{book}1.megam.local"
+        assert gem.build("make_node", "create", portal_launch(book))["status"] == 201
+        assert gem.node_reaching(node_name, {"RUNNING", "NOTRUNNING"})["status"] == "RUNNING"
+        assert processes.stop(up) == 0, processes.log("up")
+
+        processes.start("up-again", "up", "--workers", "2")
+        wait_http(processes.env["MEGAM_URL"] + "/healthz")
+        deleting = gem.build(
+            "delete_node", "delete", {"node_name": node_name, "repo": "default_chef"}
+        )
+        assert deleting["status"] == 201, deleting
+        assert deleting["built"]["command"]["compute"]["cctype"] == "local"
         assert gem.node_reaching(node_name, {"DELETED"})["status"] == "DELETED"
 
     def test_make_node_on_a_cloud_herk_cannot_launch_is_refused_with_the_reason(
