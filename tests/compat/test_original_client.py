@@ -155,7 +155,7 @@ def portal_launch(book_name: str, predef_cloud: str = "home") -> dict[str, Any]:
         "repo": "default_chef",
         "provider_role": "rails",
         "book_type": "APP",
-        "no_of_instances": 1,
+        "no_of_instances": "1",  # a form field: Megam::Node#to_hash makes it an integer
         "predef_name": "rails",
         "deps_scm": "https://github.com/indykish/aryabhata.git",
         "deps_war": "",
