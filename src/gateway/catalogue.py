@@ -5,7 +5,9 @@ Read-only and the same for every account, as Megam's primer seeded them (megam-o
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, get_args
+
+from megam import params
 
 SEEDED_AT: Final = 1_400_000_000.0  # May 2014, when these templates were current
 
@@ -77,8 +79,29 @@ CLOUD_TEMPLATES: Final[dict[str, dict[str, Any]]] = {
         ),
         {"cctype": "rackspace", "cloud_instruction_group": {}},
         {"cctype": "openstack", "cloud_instruction_group": {}},
+        # Not Megam's: herk's own cloud, so that the portal's builders can launch on it too. The
+        # gateway builds every job from the node's structured fields, never from these strings.
+        _template("local", "server create -c", "-N", "server delete <node_name> -c -y"),
     )
 }
+
+LAUNCHABLE: Final = ("local", *get_args(params.KnifeCloudType))
+"""The cloud types herk can launch on: its local cloud and those it has a knife plugin for."""
+
+
+def launch_refusal(cctype: str) -> tuple[str, str] | None:
+    """Why a node cannot be launched on a ``cctype`` cloud (message, more), or None if it can.
+
+    Predef clouds of any type are stored, as the original stored them; only a launch needs herk.
+    """
+    if cctype in LAUNCHABLE:
+        return None
+    hint = " (the knife plugin of aws-ec2 is ec2)" if cctype == "aws-ec2" else ""
+    return (
+        f"herk cannot launch nodes on a {cctype} cloud: it has no knife plugin for {cctype}",
+        f"clouds herk launches on: {', '.join(LAUNCHABLE)}{hint}; nothing was launched",
+    )
+
 
 CLOUDTOOLS: Final[dict[str, dict[str, Any]]] = {
     "chef": {

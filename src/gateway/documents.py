@@ -18,13 +18,15 @@ from gateway.store.records import Document, Node
 KINDS: Final = {
     "cloudtoolsetting": ("CTS", "CloudToolSetting"),
     "sshkey": ("SSH", "SshKey"),
-    "marketplaceaddon": ("AON", "MarketPlaceAddon"),
+    "marketplaceaddon": ("AON", "MarketPlaceAddons"),  # the original's name, plural
     "appdefns": ("ADF", "AppDefns"),
     "boltdefns": ("BDF", "BoltDefns"),
     "appreq": ("APR", "AppRequest"),
     "boltreq": ("BPR", "BoltRequest"),
 }
 SECRET_FLAGS: Final = {"sshkey": "has_private_key", "boltdefns": "has_apikey"}
+NESTED: Final = frozenset({"appdefns", "boltdefns"})
+"""Kinds whose fields the original client reads nested under the kind's name (here also flat)."""
 
 
 async def new(
@@ -59,6 +61,9 @@ def view(document: Document) -> dict[str, Any]:
     _, claz = KINDS[document.kind]
     fields: dict[str, Any] = {"id": document.id, "accounts_id": document.account_id}
     fields |= document.body
+    if document.kind in NESTED:
+        node_fields = ("node_id", "node_name")
+        fields[document.kind] = {k: v for k, v in document.body.items() if k not in node_fields}
     flag = SECRET_FLAGS.get(document.kind)
     if flag:
         fields[flag] = document.secret_encrypted is not None

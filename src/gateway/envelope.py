@@ -19,8 +19,14 @@ def obj(claz: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     return {**fields, "json_claz": f"Megam::{claz}"}
 
 
+COLLECTION_CLASSES: Final = {"AppDefns": "AppDefnCollection", "BoltDefns": "BoltDefnCollection"}
+"""The original's collections not named after their members (the original client's json_claz
+table, megam/core/json_compat.rb: it cannot read any other name)."""
+
+
 def collection(claz: str, items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    return {"json_claz": f"Megam::{claz}Collection", "results": list(items)}
+    name = COLLECTION_CLASSES.get(claz, f"{claz}Collection")
+    return {"json_claz": f"Megam::{name}", "results": list(items)}
 
 
 def message(

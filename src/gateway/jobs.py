@@ -89,6 +89,9 @@ def chef_command(cloud: CloudTarget, run_list: list[str], node_name: str) -> dic
 
 def job_spec(cloud: CloudTarget, req_type: str, run_list: list[str]) -> tuple[str, dict[str, Any]]:
     """The job type and its params; :class:`BadRequest` when herk would refuse the params."""
+    refusal = catalogue.launch_refusal(cloud.cctype)
+    if refusal is not None:
+        raise BadRequest(*refusal)
     kind: type[Params]
     if cloud.cctype == "local":
         job_type = f"local.{req_type}"

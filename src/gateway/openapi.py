@@ -77,7 +77,8 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ),
     ("GET", "/v1/nodes"): Operation("Your nodes", "Megam::NodeCollection"),
     ("GET", "/v1/nodes/{name}"): Operation(
-        "One node with its status and latest request", "Megam::Node"
+        "One node with its status and latest request",
+        "Megam::NodeCollection of one, with the node's fields also at the top level",
     ),
     ("GET", "/v1/nodes/{name}/logs"): Operation(
         "A node's log lines: the last N, or those after a cursor",
@@ -194,15 +195,15 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         schemas.MarketplaceAddonInput,
     ),
     ("GET", "/v1/marketplaceaddons/{node_id}"): Operation(
-        "The addons of a node (NOD…)", "Megam::MarketPlaceAddonCollection"
+        "The addons of a node (NOD…)", "Megam::MarketPlaceAddonsCollection"
     ),
     ("POST", "/v1/appdefns/content"): created(
         "App runtime definitions for a node", schemas.AppDefnsInput
     ),
     ("POST", "/v1/appdefns/update"): created("Replace app definitions", schemas.AppDefnsUpdate),
-    ("GET", "/v1/appdefns"): Operation("All your app definitions", "Megam::AppDefnsCollection"),
+    ("GET", "/v1/appdefns"): Operation("All your app definitions", "Megam::AppDefnCollection"),
     ("GET", "/v1/appdefns/{node_id}"): Operation(
-        "The app definitions of a node (NOD…)", "Megam::AppDefnsCollection"
+        "The app definitions of a node (NOD…)", "Megam::AppDefnCollection"
     ),
     ("GET", "/v1/appdefns/{node_id}/{id}"): Operation(
         "One app definition of a node", "Megam::AppDefns"
@@ -213,7 +214,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
     ),
     ("POST", "/v1/boltdefns/update"): created("Replace bolt definitions", schemas.BoltDefnsUpdate),
     ("GET", "/v1/boltdefns/{node_id}"): Operation(
-        "The bolt definitions of a node (NOD…)", "Megam::BoltDefnsCollection"
+        "The bolt definitions of a node (NOD…)", "Megam::BoltDefnCollection"
     ),
     ("POST", "/v1/appreqs/content"): created(
         "An app lifecycle request (start, stop, restart, build): stored, not run in v1",

@@ -24,10 +24,12 @@ Email = Annotated[
 ApiKey = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9._~+/=-]+$(?!\n)",
+        # printable ASCII, as the original's sandbox key "IamAtlas{74}NobodyCanSeeME#07": it only
+        # keys an HMAC and is sealed at rest, never put in a command line, a header or a path
+        pattern=r"^[\x21-\x7e]+$(?!\n)",
         min_length=16,
         max_length=128,
-        description="16 to 128 characters from A-Z a-z 0-9 . _ ~ + / = -",
+        description="16 to 128 printable ASCII characters, no spaces",
     ),
 ]
 Name = Annotated[
@@ -41,15 +43,34 @@ Name = Annotated[
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
 SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")]
 SecretValue = Annotated[str, msgspec.Meta(max_length=16 * 1024)]
-CloudType = Literal["local"] | params.KnifeCloudType
+CloudType = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$(?!\n)",
+        description="a cloud type, e.g. local, ec2, google, openstack, hp (those herk launches on) "
+        "or any other the original stored (gogrid, opennebula, profitbricks, rackspace, aws-ec2)",
+    ),
+]
+"""Stored as the original stored any; a launch on a type herk cannot run is refused then
+(:func:`gateway.catalogue.launch_refusal`)."""
 MAX_INSTANCES: Final = 50
 Instances = Annotated[int, msgspec.Meta(ge=1, le=MAX_INSTANCES)]
+
+
+RECORDED_AUTHORITIES: Final = ("user", "normal")
 
 
 class AccountInput(msgspec.Struct, kw_only=True):
     email: Email
     api_key: ApiKey | None = None
-    authority: Literal["user", "normal"] = "user"
+    authority: Annotated[str, msgspec.Meta(max_length=64)] = "user"
+    """Any label is accepted (the original's clients sent "admin", "admin-tom"...), but only
+    user and normal are recorded as sent: onboarding is open, so a claimed admin is recorded as
+    user (operators are named by MEGAM_ADMIN_EMAILS, :mod:`gateway.admin`)."""
+
+    def __post_init__(self) -> None:
+        if self.authority not in RECORDED_AUTHORITIES:
+            self.authority = "user"
 
 
 class CloudSpec(params.CloudSpec, kw_only=True, forbid_unknown_fields=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from gateway import envelope
@@ -55,6 +56,48 @@ def predef_cloud(record: PredefCloud) -> dict[str, Any]:
     )
 
 
+def cloud_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A seeded cloud tool with its templates nested in typed envelopes, as the original answered:
+    CloudTemplateCollection → CloudTemplate → [CloudInstructionGroup] → [CloudInstructionCollection]
+    → CloudInstruction (the original client's builders look templates and steps up by type)."""
+    templates = envelope.collection("CloudTemplate", map(_cloud_template, tool["cloudtemplates"]))
+    return envelope.obj(
+        "CloudTool",
+        {**tool, "cloudtemplates": templates, "created_at": iso(tool["created_at"])},
+    )
+
+
+def _cloud_template(template: Mapping[str, Any]) -> dict[str, Any]:
+    groups = [
+        envelope.obj(
+            "CloudInstructionGroup",
+            {
+                "group": group,
+                "results": [
+                    envelope.collection(
+                        "CloudInstruction",
+                        (envelope.obj("CloudInstruction", step) for step in steps),
+                    )
+                ],
+            },
+        )
+        for group, steps in template["cloud_instruction_group"].items()
+    ]
+    return envelope.obj(
+        "CloudTemplate", {"cctype": template["cctype"], "cloud_instruction_group": groups}
+    )
+
+
+def node_shown(
+    record: Node, jobs: list[Job], cluster: ClusterSnapshot | None = None
+) -> dict[str, Any]:
+    """``GET /v1/nodes/<name>``: a NodeCollection of one, as the original answered (the original
+    client looks the node up in it), with the node's own fields beside ``results`` so that a
+    client reading one Node (the CLI, the console) reads the same answer."""
+    shown = node(record, jobs, cluster)
+    return {**shown, **envelope.collection("Node", [shown])}
+
+
 def node(record: Node, jobs: list[Job], cluster: ClusterSnapshot | None = None) -> dict[str, Any]:
     latest = jobs[-1] if jobs else None
     return envelope.obj(
@@ -65,7 +108,7 @@ def node(record: Node, jobs: list[Job], cluster: ClusterSnapshot | None = None) 
             "accounts_id": record.account_id,
             "node_type": record.node_type,
             "status": record.status,
-            "request": _request_summary(latest, cluster) if latest else {},
+            "request": _request_summary(record, latest, cluster) if latest else {},
             "predefs": record.predefs,
             "predefcloud": record.cloud.name,
             "cloud": {"name": record.cloud.name, "cctype": record.cloud.cctype},
@@ -77,11 +120,14 @@ def node(record: Node, jobs: list[Job], cluster: ClusterSnapshot | None = None) 
     )
 
 
-def _request_summary(job: Job, cluster: ClusterSnapshot | None) -> dict[str, Any]:
+def _request_summary(record: Node, job: Job, cluster: ClusterSnapshot | None) -> dict[str, Any]:
     return {
         "req_id": job.id,
         "req_type": job.req_type,
-        "command": job.job_type,
+        # the command JSON the node was created with (the original client's DeleteNode builds
+        # the delete from it); the job herk runs is job_type
+        "command": record.command,
+        "job_type": job.job_type,
         "state": job.state,
         "reason": job.reason,
         "waiting_reason": waiting_reason(job, cluster) if cluster else None,

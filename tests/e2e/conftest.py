@@ -84,13 +84,17 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 @pytest.fixture
 def megam_env(tmp_path: Path) -> dict[str, str]:
-    """An environment with its own data dir, ports and credentials file."""
+    return megam_environment(tmp_path)
+
+
+def megam_environment(root: Path) -> dict[str, str]:
+    """An environment with its own data dir, ports and credentials file, all under ``root``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEGAM_")}
     port = free_port()
     env.update(
-        HOME=str(tmp_path / "home"),
-        MEGAM_DATA_DIR=str(tmp_path / "data"),
-        MEGAM_CREDENTIALS=str(tmp_path / "home" / "credentials.json"),
+        HOME=str(root / "home"),
+        MEGAM_DATA_DIR=str(root / "data"),
+        MEGAM_CREDENTIALS=str(root / "home" / "credentials.json"),
         MEGAM_PORT=str(port),
         MEGAM_URL=f"http://127.0.0.1:{port}",
         MEGAM_UID_PORT=str(free_port()),

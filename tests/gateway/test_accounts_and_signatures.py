@@ -53,7 +53,7 @@ class TestOnboarding:
             ({"email": "not-an-email"}, "$.email"),
             ({"email": "a@example.com\n"}, "$.email"),  # a pattern's $ alone would allow it
             ({"email": "a@example.com", "api_key": "short"}, "$.api_key"),
-            ({"email": "a@example.com", "authority": "root"}, "$.authority"),
+            ({"email": "a@example.com", "authority": 42}, "$.authority"),
         ],
     )
     async def test_invalid_bodies_say_what_is_wrong(
@@ -64,6 +64,24 @@ class TestOnboarding:
         error = await response.json()
         assert error["msg"] == "the body is not a valid account"
         assert detail in error["more"]
+
+    @pytest.mark.parametrize(
+        ("claimed", "recorded"),
+        [("admin-tom", "user"), ("admin", "user"), ("root", "user"), ("normal", "normal")],
+    )
+    async def test_any_authority_is_accepted_but_admin_is_never_taken_from_the_body(
+        self, gateway: Any, claimed: str, recorded: str
+    ) -> None:
+        body = {"email": "a@example.com", "authority": claimed}
+        response = await gateway.client.post("/v1/accounts/content", json=body)
+        assert response.status == 201
+        assert (await response.json())["authority"] == recorded
+
+    async def test_the_original_clients_sandbox_api_key_is_accepted(self, gateway: Any) -> None:
+        body = {"email": "a@example.com", "api_key": "IamAtlas{74}NobodyCanSeeME#07"}
+        response = await gateway.client.post("/v1/accounts/content", json=body)
+        assert response.status == 201
+        assert (await response.json())["api_key"] == body["api_key"]
 
     async def test_the_api_key_is_not_stored_in_clear(self, gateway: Any) -> None:
         api = await gateway.onboard("ann@example.com")

@@ -39,14 +39,19 @@ class TestCatalogue:
     async def test_cloud_tools_carry_the_knife_templates(self, gateway: Any) -> None:
         api = await gateway.onboard()
         chef = await api.ok("/v1/cloudtools/chef")
-        templates = {t["cctype"]: t for t in chef["cloudtemplates"]}
-        google = templates["google"]["cloud_instruction_group"]["server"]
+        assert chef["cloudtemplates"]["json_claz"] == "Megam::CloudTemplateCollection"
+        templates = {t["cctype"]: t for t in chef["cloudtemplates"]["results"]}
+        groups = {g["group"]: g for g in templates["google"]["cloud_instruction_group"]}
+        assert groups["server"]["json_claz"] == "Megam::CloudInstructionGroup"
+        (steps,) = groups["server"]["results"]
+        assert steps["json_claz"] == "Megam::CloudInstructionCollection"
         assert {
             "action": "delete",
             "command": "server delete <node_name> -f -c -P -y",
             "name": "",
-        } in google
-        assert templates["openstack"]["cloud_instruction_group"] == {}
+            "json_claz": "Megam::CloudInstruction",
+        } in steps["results"]
+        assert templates["openstack"]["cloud_instruction_group"] == []
 
     @pytest.mark.parametrize("path", ["/v1/predefs/cobol", "/v1/cloudtools/puppet"])
     async def test_unknown_names_are_404(self, gateway: Any, path: str) -> None:
@@ -95,10 +100,34 @@ class TestPredefClouds:
         assert response.status == 400
         assert "needs spec.image and spec.flavor" in (await response.json())["msg"]
 
-    async def test_an_unknown_cloud_type_is_refused(self, gateway: Any) -> None:
+    @pytest.mark.parametrize("type_name", ["gogrid", "opennebula", "profitbricks", "aws-ec2"])
+    async def test_a_cloud_herk_cannot_launch_on_is_stored_but_a_launch_on_it_is_refused(
+        self, gateway: Any, type_name: str
+    ) -> None:
+        """As the original, which stored any type; herk has no knife plugin for these."""
+        api = await gateway.onboard()
+        spec = {"type_name": type_name, "image": "ubuntu-12.04", "flavor": "512MB"}
+        await api.created("/v1/predefclouds/content", {"name": "other", "spec": spec})
+        shown = await api.ok("/v1/predefclouds/other")
+        assert shown["spec"]["type_name"] == type_name
+        body = {"node_name": "web.megam.co", "predefcloud": "other", "run_list": ["role[web]"]}
+        response = await api.post("/v1/nodes/content", body)
+        assert response.status == 400
+        error = await response.json()
+        assert error["msg"] == (
+            f"herk cannot launch nodes on a {type_name} cloud: it has no knife plugin for "
+            f"{type_name}"
+        )
+        assert "clouds herk launches on: local, ec2, google, openstack, hp" in error["more"]
+        assert (await api.ok("/v1/nodes"))["results"] == [], "nothing was launched"
+
+    @pytest.mark.parametrize("type_name", ["-oProxyCommand=x", "ec2 -o", "", "a" * 33])
+    async def test_a_cloud_type_that_is_not_a_name_is_refused(
+        self, gateway: Any, type_name: str
+    ) -> None:
         api = await gateway.onboard()
         response = await api.post(
-            "/v1/predefclouds/content", {"name": "x", "spec": {"type_name": "azure"}}
+            "/v1/predefclouds/content", {"name": "x", "spec": {"type_name": type_name}}
         )
         assert response.status == 400
         assert "$.spec.type_name" in (await response.json())["more"]

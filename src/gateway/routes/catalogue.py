@@ -34,7 +34,7 @@ async def show_predef(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cloudtools")
 async def list_cloudtools(request: web.Request) -> web.Response:
-    tools = (_seeded("CloudTool", t) for t in catalogue.CLOUDTOOLS.values())
+    tools = map(views.cloud_tool, catalogue.CLOUDTOOLS.values())
     return envelope.json(envelope.collection("CloudTool", tools))
 
 
@@ -44,4 +44,4 @@ async def show_cloudtool(request: web.Request) -> web.Response:
     tool = catalogue.CLOUDTOOLS.get(name)
     if tool is None:
         raise NotFound(f"no cloud tool named {name}", more="GET /v1/cloudtools lists them")
-    return envelope.json(_seeded("CloudTool", tool))
+    return envelope.json(views.cloud_tool(tool))

@@ -198,7 +198,7 @@ async def show_node(request: web.Request) -> web.Response:
         raise NotFound(f"you have no node named {name}", more="GET /v1/nodes lists yours")
     node, jobs = found
     cluster = await cluster_for(request, jobs[-1:])
-    body = orjson.dumps(views.node(node, jobs, cluster))
+    body = orjson.dumps(views.node_shown(node, jobs, cluster))
     taken_at = cluster.taken_at if cluster is not None else None
     svc.node_views.put(account_id, name, CachedView(body, generation, taken_at))
     return _json_body(body)

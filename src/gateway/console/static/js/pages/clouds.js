@@ -100,7 +100,7 @@ const TOOL_SETTINGS = {
 };
 
 function toolRow(tool) {
-  const clouds = (tool.cloudtemplates || []).map((template) => template.cctype).join(", ");
+  const clouds = ((tool.cloudtemplates || {}).results || []).map((template) => template.cctype).join(", ");
   return h("tr", {}, h("td", {}, tool.name), h("td", {}, clouds), h("td", {}, h("code", {}, tool.cli || "")));
 }
 
