@@ -11,6 +11,7 @@ mistaken for an option or smuggle a second argument.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
@@ -93,6 +94,22 @@ class KnifeParams(Params, frozen=True):
     cloud: Cloud
     run_list: list[RunListItem] = []
     knife_rb: LocalPath | None = None
+    instance_id: ArgValue = ""
+    """``knife.delete``: the cloud's id of the server, as ``server create`` printed it
+    (:func:`recorded_instance_id`); knife-ec2 and knife-openstack delete by id."""
+
+
+INSTANCE_ID_LINE: Final = re.compile(r"^Instance ID: ([A-Za-z0-9_.:-]{1,255})\s*$(?!\n)")
+"""How knife-ec2 and knife-openstack report the server they created (``msg_pair``)."""
+
+
+def recorded_instance_id(lines: Iterable[str]) -> str:
+    """The instance id a ``knife <cloud> server create`` printed, from its log; "" if none."""
+    for line in lines:
+        found = INSTANCE_ID_LINE.match(line)
+        if found:
+            return found.group(1)
+    return ""
 
 
 class ParamsError(ValueError):
