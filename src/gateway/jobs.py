@@ -25,6 +25,7 @@ from gateway.store.records import CloudTarget, HistoryEntry, Job, Node, OutboxEn
 from megam import topology, wire
 from megam.params import (
     ARG_VALUE_RULE,
+    DELETES_BY_ID,
     RUN_LIST_ITEM,
     KnifeParams,
     NoParams,
@@ -191,8 +192,9 @@ def new_job(
 async def created_instance_id(store: Store, node: Node) -> str:
     """The cloud's id of the server the node's last successful create made, from that job's log
     (``Instance ID: …``, which knife-ec2 prints first thing and again at the end); "" when it
-    is not known (a local node, a cloud that names servers, a log already purged)."""
-    if node.cloud.cctype == "local":
+    is not known (a local node, a cloud that deletes by name, a log already purged, nothing
+    printed that is an id of that cloud)."""
+    if node.cloud.cctype not in DELETES_BY_ID:
         return ""
     found = await store.node_with_jobs(node.account_id, node.name)
     creates = [
@@ -205,7 +207,7 @@ async def created_instance_id(store: Store, node: Node) -> str:
     job = max(creates, key=lambda j: j.created_at)
     for window in ({"after": 0, "limit": 200}, {"tail": 200}):
         lines = await store.log_lines(node.account_id, node.id, job_id=job.id, **window)
-        instance_id = recorded_instance_id(line.text for line in lines)
+        instance_id = recorded_instance_id((line.text for line in lines), node.cloud.cctype)
         if instance_id:
             return instance_id
     return ""

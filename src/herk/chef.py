@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from megam.params import Cloud, KnifeParams
+from megam.params import EC2_INSTANCE_ID, Cloud, KnifeParams
 
 TARGETS: Final = {
     "ec2": "knife-ec2 2.2.0",
@@ -100,8 +100,6 @@ REQUIRED_FIELDS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("google", "delete"): ("access.zone",),
     ("openstack", "create"): ("spec.image", "spec.flavor"),
 }
-
-EC2_INSTANCE_ID: Final = re.compile(r"^i-[0-9a-f]{8,17}$(?!\n)")
 
 REQUIRED_CREDENTIALS: Final[dict[str, tuple[str, ...]]] = {
     "ec2": ("aws_access_key_id", "aws_secret_access_key"),

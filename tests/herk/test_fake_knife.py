@@ -345,7 +345,7 @@ class TestEc2DeletesByInstanceId:
 def chef_recorded(stdout: str) -> str:
     from megam.params import recorded_instance_id
 
-    return recorded_instance_id(stdout.splitlines())
+    return recorded_instance_id(stdout.splitlines(), "ec2")
 
 
 def test_herk_emits_only_exact_long_options_of_the_targeted_plugins() -> None:

@@ -143,7 +143,7 @@ class TestKnifeServerDelete:
             bus, job_request("knife.create", EC2_PARAMS, sealed=ec2_secrets(sealer))
         )
         assert (await events.terminal(create.job_id)).state == "succeeded"
-        instance_id = recorded_instance_id(line.text for line in events.lines(create.job_id))
+        instance_id = _created_id(events, create.job_id)
         assert EC2_INSTANCE_ID.match(instance_id), instance_id
 
         params = {**EC2_PARAMS, "instance_id": instance_id}
@@ -171,7 +171,7 @@ class TestKnifeServerDelete:
             bus, job_request("knife.create", EC2_PARAMS, sealed=ec2_secrets(sealer))
         )
         assert (await events.terminal(create.job_id)).state == "succeeded"
-        instance_id = recorded_instance_id(line.text for line in events.lines(create.job_id))
+        instance_id = _created_id(events, create.job_id)
         delete = await submit(
             bus, job_request("knife.delete", EC2_PARAMS, sealed=ec2_secrets(sealer))
         )
@@ -212,7 +212,8 @@ class TestEveryCloudThroughHerk:
         create = await submit(bus, job_request("knife.create", raw, sealed=sealed))
         done = await events.terminal(create.job_id)
         assert done.state == "succeeded", done.reason + events.text(create.job_id)
-        instance_id = recorded_instance_id(line.text for line in events.lines(create.job_id))
+        lines = [line.text for line in events.lines(create.job_id)]
+        instance_id = recorded_instance_id(lines, cctype)
         assert bool(instance_id) == (cctype != "google"), "knife-google names its instances"
         delete_params = {"cloud": raw["cloud"], "instance_id": instance_id}
         delete = await submit(bus, job_request("knife.delete", delete_params, sealed=sealed))
@@ -277,6 +278,10 @@ class TestChefConverge:
         assert '412 "Precondition Failed"' in retrying.reason
         assert "attempt 2 of 3 in" in retrying.reason
         assert "No such cookbook: nginx" in events.text(request.job_id)
+
+
+def _created_id(events: EventLog, job_id: str) -> str:
+    return recorded_instance_id((line.text for line in events.lines(job_id)), "ec2")
 
 
 def _raw(cctype: str, **spec: str) -> dict:
@@ -409,10 +414,19 @@ class TestInstanceIdsFromCreatesOutput:
     def test_the_first_instance_id_line_is_the_servers(self) -> None:
         lines = ["$ knife ec2 server create ...", "Instance ID: i-0abc1234def567890",
                  "Flavor: t3.micro", "Instance ID: i-0abc1234def567890"]  # fmt: skip
-        assert recorded_instance_id(lines) == "i-0abc1234def567890"
+        assert recorded_instance_id(lines, "ec2") == "i-0abc1234def567890"
 
     def test_no_line_no_id(self) -> None:
-        assert recorded_instance_id(["Instance Name: web1megamco", "Instance ID:"]) == ""
+        assert recorded_instance_id(["Instance Name: web1megamco", "Instance ID:"], "ec2") == ""
+
+    def test_only_an_id_of_the_cloud_and_never_an_option(self) -> None:
+        assert recorded_instance_id(["Instance ID: web1.megam.co"], "ec2") == ""
+        assert recorded_instance_id(["Instance ID: -oProxyCommand=x"], "openstack") == ""
+        uuid = "3f1c2a7e-9b1d-4c55-8e0f-2d8a6b7c9e10"
+        assert recorded_instance_id([f"Instance ID: {uuid}"], "openstack") == uuid
+
+    def test_a_cloud_that_deletes_by_name_records_none(self) -> None:
+        assert recorded_instance_id(["Instance ID: i-0abc1234"], "google") == ""
 
 
 class TestPrivateKnifeConfig:
