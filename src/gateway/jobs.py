@@ -190,18 +190,15 @@ def new_job(
 
 
 async def created_instance_id(store: Store, node: Node) -> str:
-    """The cloud's id of the server the node's last successful create made, from that job's log
-    (``Instance ID: …``, which knife-ec2 prints first thing and again at the end); "" when it
-    is not known (a local node, a cloud that deletes by name, a log already purged, nothing
-    printed that is an id of that cloud)."""
+    """The cloud's id of the server the node's last create made, from that job's log (``Instance
+    ID: …``, which knife-ec2 prints as soon as the server exists, and again at the end). A
+    create that failed later (in the bootstrap, say) counts: its server exists and bills. ""
+    when it is not known (a local node, a cloud that deletes by name, a create that made no
+    server, a log already purged)."""
     if node.cloud.cctype not in DELETES_BY_ID:
         return ""
     found = await store.node_with_jobs(node.account_id, node.name)
-    creates = [
-        job
-        for job in (found[1] if found else [])
-        if job.req_type == "create" and job.state == JobState.SUCCEEDED.value
-    ]
+    creates = [job for job in (found[1] if found else []) if job.req_type == "create"]
     if not creates:
         return ""
     job = max(creates, key=lambda j: j.created_at)

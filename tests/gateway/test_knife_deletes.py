@@ -59,14 +59,26 @@ class TestTheDeleteNamesTheCreatedServer:
         assert params["instance_id"] == "i-0abc1234def567890"
         assert params["cloud"]["cctype"] == "ec2"
 
-    async def test_a_create_that_did_not_succeed_gives_no_instance_id(
+    async def test_a_create_that_failed_after_making_the_server_still_names_it(
         self, gateway: Any, herk: Any, job_requests: Any, job_of: Any, eventually: Any
     ) -> None:
         api, create = await _launched_on_ec2(gateway, job_of)
         await herk.status(create, "running", seq=1)
-        await herk.logs(create, CREATE_OUTPUT)
+        await herk.logs(create, [*CREATE_OUTPUT, "ERROR: Net::SSH::AuthenticationFailed"])
         await herk.status(create, "failed", seq=2, exit_code=100, reason="exit code 100")
         await eventually(lambda: _logged(api, CREATE_OUTPUT[1]))
+
+        params = await _delete_params(api, job_requests)
+        assert params["instance_id"] == "i-0abc1234def567890", "the server exists and bills"
+
+    async def test_a_create_that_made_no_server_gives_no_instance_id(
+        self, gateway: Any, herk: Any, job_requests: Any, job_of: Any, eventually: Any
+    ) -> None:
+        api, create = await _launched_on_ec2(gateway, job_of)
+        refusal = "ERROR: Aws::EC2::Errors::InstanceLimitExceeded: Your quota allows for 0 more"
+        await herk.logs(create, [CREATE_OUTPUT[0], refusal])
+        await herk.status(create, "failed", seq=2, exit_code=100, reason="exit code 100")
+        await eventually(lambda: _logged(api, refusal))
 
         params = await _delete_params(api, job_requests)
         assert "instance_id" not in params  # herk lets knife-ec2 find it from the Chef node
