@@ -362,3 +362,14 @@ def test_herk_emits_only_exact_long_options_of_the_targeted_plugins() -> None:
         for option, field in options:
             switch = table(cloud, "delete").long_switch(option[2:], option)
             assert switch.key == intent[field.split(".")[1]], (cloud, option, field)
+
+
+def test_herks_chef_client_command_line_is_one_chef_client_19_takes() -> None:
+    client = mixlib.OptionTable(TABLES["chef-client"]["options"], "USAGE: chef-client")
+    parsed = client.parse(chef.chef_client_argv(["recipe[nginx]", "role[web]"])[1:])
+    assert parsed.values == {
+        "local_mode": True,
+        "chef_license": "accept",
+        "override_runlist": "recipe[nginx],role[web]",
+    }
+    assert parsed.positional == [] and parsed.warnings == []

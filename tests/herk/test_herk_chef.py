@@ -497,3 +497,19 @@ class TestTheKnifeStandIn:
         )  # fmt: skip
         assert result.returncode == 172
         assert "cannot execute without accepting the license" in result.stderr
+
+
+class TestTheDocumentedCommandLines:
+    def test_docs_herk_lists_each_clouds_options_next_to_the_plugin_it_targets(self) -> None:
+        doc = (Path(__file__).parents[2] / "docs" / "herk.md").read_text()
+        for cctype, plugin in chef.TARGETS.items():
+            [row] = [line for line in doc.splitlines() if line.startswith(f"| `{cctype}` |")]
+            create, delete = row.split(" | ")[2:4]
+            assert plugin.split(" on ")[0] in row
+            for option, _ in chef.CREATE_OPTIONS[cctype]:
+                assert option in create, (cctype, option)
+            for option in chef.CREATE_FIXED[cctype]:
+                assert option in create, (cctype, option)
+            for option, _ in chef.DELETE_OPTIONS[cctype]:
+                assert option in delete, (cctype, option)
+            assert "--purge --yes --node-name" in delete
