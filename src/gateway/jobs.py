@@ -4,7 +4,7 @@ Job types and parameters (the contract with herk, :mod:`megam.params`):
 
 * ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
 * ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
-  and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?}`` for the others.
+  and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "instance_id"?}`` for the others.
 
 Params are checked against the contract before they are stored or published: herk would refuse
 them to its dead-letter queue, so the caller hears of it now, as a 400. Cloud credentials travel
@@ -20,10 +20,12 @@ import orjson
 
 from gateway import catalogue, lifecycle
 from gateway.errors import BadRequest
-from gateway.store.records import CloudTarget, HistoryEntry, Job, OutboxEntry
+from gateway.store import Store
+from gateway.store.records import CloudTarget, HistoryEntry, Job, Node, OutboxEntry
 from megam import topology, wire
 from megam.params import (
     ARG_VALUE_RULE,
+    DELETES_BY_ID,
     RUN_LIST_ITEM,
     KnifeParams,
     NoParams,
@@ -31,6 +33,7 @@ from megam.params import (
     ParamsError,
     RunListParams,
     check,
+    recorded_instance_id,
 )
 from megam.secrets import Sealer
 from megam.wire import JobState
@@ -87,8 +90,11 @@ def chef_command(cloud: CloudTarget, run_list: list[str], node_name: str) -> dic
     }
 
 
-def job_spec(cloud: CloudTarget, req_type: str, run_list: list[str]) -> tuple[str, dict[str, Any]]:
-    """The job type and its params; :class:`BadRequest` when herk would refuse the params."""
+def job_spec(
+    cloud: CloudTarget, req_type: str, run_list: list[str], instance_id: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """The job type and its params; :class:`BadRequest` when herk would refuse the params.
+    ``instance_id``: for a knife delete, the id the node's create printed (knife deletes by id)."""
     refusal = catalogue.launch_refusal(cloud.cctype)
     if refusal is not None:
         raise BadRequest(*refusal)
@@ -102,6 +108,8 @@ def job_spec(cloud: CloudTarget, req_type: str, run_list: list[str]) -> tuple[st
         params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
         if req_type == "create":
             params["run_list"] = run_list
+        elif instance_id:
+            params["instance_id"] = instance_id
         if cloud.knife_rb:
             params["knife_rb"] = cloud.knife_rb
         kind = KnifeParams
@@ -137,9 +145,10 @@ def new_job(
     correlation_id: str,
     now: float,
     lease: float,
+    instance_id: str = "",
 ) -> tuple[Job, OutboxEntry]:
     """The stored job and its outbox entry (the encoded ``JobRequest``), queued and unpublished."""
-    job_type, params = job_spec(cloud, req_type, run_list)
+    job_type, params = job_spec(cloud, req_type, run_list, instance_id)
     message = wire.JobRequest(
         job_id=job_id,
         type=job_type,
@@ -181,3 +190,24 @@ def new_job(
         due_at=now + lease,
     )
     return job, outbox
+
+
+async def created_instance_id(store: Store, node: Node) -> str:
+    """The cloud's id of the server the node's last create made, from that job's log (``Instance
+    ID: …``, which knife-ec2 prints as soon as the server exists, and again at the end). A
+    create that failed later (in the bootstrap, say) counts: its server exists and bills. ""
+    when it is not known (a local node, a cloud that deletes by name, a create that made no
+    server, a log already purged)."""
+    if node.cloud.cctype not in DELETES_BY_ID:
+        return ""
+    found = await store.node_with_jobs(node.account_id, node.name)
+    creates = [job for job in (found[1] if found else []) if job.req_type == "create"]
+    if not creates:
+        return ""
+    job = max(creates, key=lambda j: j.created_at)
+    for window in ({"after": 0, "limit": 200}, {"tail": 200}):
+        lines = await store.log_lines(node.account_id, node.id, job_id=job.id, **window)
+        instance_id = recorded_instance_id((line.text for line in lines), node.cloud.cctype)
+        if instance_id:
+            return instance_id
+    return ""

@@ -90,6 +90,9 @@ def _credentials_problem(
 ) -> str | None:
     if definition.builder not in ("knife_create", "knife_delete"):
         return None
+    problem = chef.knife_problem(validated, definition.builder.removeprefix("knife_"))
+    if problem:
+        return problem
     try:
         chef.KnifeConfig(validated.cloud.cctype, secrets)
     except chef.CredentialsError as exc:

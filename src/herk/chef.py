@@ -1,9 +1,13 @@
 """Chef command lines: ``knife <cloud> server create|delete`` and ``chef-client --local-mode``.
 
-The flag maps are the original's (megam-original.md §4.2) in a fixed order, one argv element per
-value (never a shell string). Cloud credentials never go into argv: they are written to a private
-knife config (a 0600 file in a 0700 temporary directory) that loads the user's knife.rb first and is
-passed with ``-c``; the directory is removed when the job ends.
+The command lines are the ones the current plugins accept (``TARGETS``; checked against their
+option tables in ``tests/fakes/knife-options.json``): the original's fields (megam-original.md
+§4.2) reach the options that now mean them, in long forms, with every option the plugin
+requires, in a fixed order, one argv element per value (never a shell string). Cloud
+credentials never go into argv: they are written to a private knife config (a 0600 file in a
+0700 temporary directory) that loads the user's knife.rb first and is passed with
+``--config``; the directory is removed when the job ends. knife-google reads its service
+account key from a file beside it, named by ``GOOGLE_APPLICATION_CREDENTIALS``.
 """
 
 from __future__ import annotations
@@ -16,51 +20,86 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from megam.params import Cloud, KnifeParams
+from megam.params import EC2_INSTANCE_ID, Cloud, KnifeParams
 
-CREATE_FLAGS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    # (flag, field) in the order knife gets them; field is "spec.x" or "access.x".
+TARGETS: Final = {
+    "ec2": "knife-ec2 2.2.0",
+    "google": "knife-google 5.0.16 on knife-cloud 4.0.20",
+    "openstack": "knife-openstack 5.0.8 on knife-cloud 4.0.20",
+}
+"""The plugin each command line is written for (on Chef 19's knife; docs/herk.md lists them)."""
+
+RETIRED: Final = {
+    "hp": "knife-hp was emptied and deprecated in 2015 and HP Helion Public Cloud closed on "
+    "2016-03-01: no current knife can reach it; use an openstack cloud (knife-openstack) for "
+    "an OpenStack cloud",
+}
+
+CREATE_OPTIONS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    # (long option, field) in the order knife gets them; field is "spec.x" or "access.x". Long
+    # forms only: short flags collide between the plugins' options (-G is --ssh-gateway today).
     "ec2": (
-        ("-G", "spec.groups"),
-        ("-I", "spec.image"),
-        ("-f", "spec.flavor"),
-        ("-S", "access.ssh_key"),
-        ("-x", "access.ssh_user"),
-        ("--identity-file", "access.identity_file"),
+        ("--groups", "spec.groups"),
+        ("--image", "spec.image"),
+        ("--flavor", "spec.flavor"),
+        ("--ssh-key", "access.ssh_key"),
+        ("--connection-user", "access.ssh_user"),
+        ("--ssh-identity-file", "access.identity_file"),
+        ("--availability-zone", "access.zone"),
         ("--region", "access.region"),
     ),
     "google": (
-        ("-n", "spec.groups"),
-        ("-I", "spec.image"),
-        ("-m", "spec.flavor"),
-        ("-x", "access.ssh_user"),
-        ("--identity-file", "access.identity_file"),
-        ("-Z", "access.zone"),
+        ("--gce-network", "spec.groups"),
+        ("--gce-image", "spec.image"),
+        ("--gce-machine-type", "spec.flavor"),
+        ("--connection-user", "access.ssh_user"),
+        ("--ssh-identity-file", "access.identity_file"),
+        ("--gce-zone", "access.zone"),
     ),
-    "hp": (
-        ("-G", "spec.groups"),
-        ("-I", "spec.image"),
-        ("-f", "spec.flavor"),
-        ("-T", "spec.tenant_id"),
-        ("-S", "access.ssh_key"),
-        ("-x", "access.ssh_user"),
-        ("--identity-file", "access.identity_file"),
-        ("-Z", "access.zone"),
-    ),
-    # The original declared openstack without a template; this follows knife-openstack's flags,
-    # which take the tenant from the config rather than the command line.
     "openstack": (
-        ("-G", "spec.groups"),
-        ("-I", "spec.image"),
-        ("-f", "spec.flavor"),
-        ("-S", "access.ssh_key"),
-        ("-x", "access.ssh_user"),
-        ("--identity-file", "access.identity_file"),
-        ("-Z", "access.zone"),
+        ("--openstack-groups", "spec.groups"),
+        ("--image", "spec.image"),
+        ("--flavor", "spec.flavor"),
+        ("--openstack-tenant", "spec.tenant_id"),
+        ("--openstack-ssh-key-id", "access.ssh_key"),
+        ("--connection-user", "access.ssh_user"),
+        ("--ssh-identity-file", "access.identity_file"),
+        ("--availability-zone", "access.zone"),
     ),
 }
 
-DELETE_LOCATION_FLAG: Final = {"ec2": "--region", "google": "-Z", "hp": "-Z", "openstack": "-Z"}
+CREATE_FIXED: Final[dict[str, tuple[str, ...]]] = {
+    # Chef 15+ bootstraps fail unattended unless the license is accepted on the command line.
+    "ec2": ("--chef-license", "accept"),
+    # Required by knife-google and knife-openstack, which set no default; herk's nodes are Linux
+    # reached over ssh (port 22).
+    "google": (
+        "--chef-license", "accept",
+        "--connection-protocol", "ssh",
+        "--connection-port", "22",
+        "--image-os-type", "linux",
+    ),
+    "openstack": (
+        "--chef-license", "accept",
+        "--connection-protocol", "ssh",
+        "--image-os-type", "linux",
+    ),
+}  # fmt: skip
+
+DELETE_OPTIONS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "ec2": (("--region", "access.region"),),
+    "google": (("--gce-zone", "access.zone"),),
+    "openstack": (("--openstack-tenant", "spec.tenant_id"),),
+}
+
+REQUIRED_FIELDS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    # what the plugins refuse to run without that only the params can give (credentials come
+    # from the sealed secrets, constants from CREATE_FIXED)
+    ("ec2", "create"): ("spec.image",),
+    ("google", "create"): ("spec.image", "spec.flavor", "access.zone"),
+    ("google", "delete"): ("access.zone",),
+    ("openstack", "create"): ("spec.image", "spec.flavor"),
+}
 
 REQUIRED_CREDENTIALS: Final[dict[str, tuple[str, ...]]] = {
     "ec2": ("aws_access_key_id", "aws_secret_access_key"),
@@ -78,30 +117,76 @@ class CredentialsError(ValueError):
     """The sealed secrets do not carry what the cloud's knife plugin needs."""
 
 
-def knife_create_argv(params: KnifeParams, node: str, config: Path) -> list[str]:
+class KnifeParamsError(CredentialsError):
+    """The params cannot make a command line the cloud's knife plugin accepts."""
+
+
+def knife_problem(params: KnifeParams, action: str) -> str | None:
+    """Why knife would refuse this job before touching the cloud, in the user's words; None
+    when it would not. ``action`` is ``create`` or ``delete``."""
     cloud = params.cloud
+    if cloud.cctype in RETIRED:
+        return f"cloud type {cloud.cctype} cannot be used: {RETIRED[cloud.cctype]}"
+    missing = [f for f in REQUIRED_FIELDS.get((cloud.cctype, action), ()) if not _field(cloud, f)]
+    if missing:
+        return (
+            f"{cloud.cctype} server {action} needs {' and '.join(missing)}: "
+            f"{TARGETS[cloud.cctype]} refuses to run without it"
+        )
+    ec2_id = params.instance_id if cloud.cctype == "ec2" else ""
+    if ec2_id and not EC2_INSTANCE_ID.match(ec2_id):
+        return f"instance_id {params.instance_id!r} is not an EC2 instance id (i-…)"
+    return None
+
+
+def knife_create_argv(params: KnifeParams, node: str, config: Path) -> list[str]:
+    cloud = _usable(params, "create")
     argv = ["knife", cloud.cctype, "server", "create"]
     if cloud.cctype == "google":
-        argv += [google_instance_name(node), "-f", str(config.parent / GOOGLE_CREDENTIALS_FILE)]
-    argv += ["-c", str(config), "--run-list", ",".join(params.run_list), "-N", node]
-    for flag, field in CREATE_FLAGS[cloud.cctype]:
-        value = _field(cloud, field)
-        if value:
-            argv += [flag, value]
-    return argv
+        argv.append(google_instance_name(node))  # knife-google takes the instance NAME
+    argv += ["--config", str(config), "--run-list", ",".join(params.run_list)]
+    argv += ["--node-name", node]
+    argv += _options(cloud, CREATE_OPTIONS[cloud.cctype])
+    return argv + list(CREATE_FIXED[cloud.cctype])
 
 
 def knife_delete_argv(params: KnifeParams, node: str, config: Path) -> list[str]:
-    """``server delete``: the identity flag is omitted, as the original did on delete."""
-    cloud = params.cloud
-    target = google_instance_name(node) if cloud.cctype == "google" else node
-    argv = ["knife", cloud.cctype, "server", "delete", target]
+    """``server delete`` of the server ``create`` made: knife-ec2 and knife-openstack take its
+    instance id (recorded from create's ``Instance ID:`` line); without one, knife-ec2 finds it
+    from the Chef node named by ``--node-name`` and knife-openstack by the server's name."""
+    cloud = _usable(params, "delete")
+    argv = ["knife", cloud.cctype, "server", "delete"]
     if cloud.cctype == "google":
-        argv += ["-f", str(config.parent / GOOGLE_CREDENTIALS_FILE)]
-    argv += ["-c", str(config), "-P", "-y", "-N", node]
-    location = cloud.access.region if cloud.cctype == "ec2" else cloud.access.zone
-    if location:
-        argv += [DELETE_LOCATION_FLAG[cloud.cctype], location]
+        argv.append(google_instance_name(node))
+    elif params.instance_id:
+        argv.append(params.instance_id)
+    elif cloud.cctype == "openstack":
+        argv.append(node)
+    argv += ["--config", str(config), "--purge", "--yes", "--node-name", node]
+    return argv + _options(cloud, DELETE_OPTIONS[cloud.cctype])
+
+
+def knife_environment(cctype: str, config: Path) -> dict[str, str]:
+    """Variables knife needs besides its argv: knife-google 5 has no credentials flag and reads
+    the service account key KnifeConfig wrote beside the config (0600, removed with it)."""
+    if cctype == "google":
+        return {"GOOGLE_APPLICATION_CREDENTIALS": str(config.parent / GOOGLE_CREDENTIALS_FILE)}
+    return {}
+
+
+def _usable(params: KnifeParams, action: str) -> Cloud:
+    problem = knife_problem(params, action)
+    if problem:
+        raise KnifeParamsError(problem)
+    return params.cloud
+
+
+def _options(cloud: Cloud, options: tuple[tuple[str, str], ...]) -> list[str]:
+    argv: list[str] = []
+    for option, field in options:
+        value = _field(cloud, field)
+        if value:
+            argv += [option, value]
     return argv
 
 

@@ -60,7 +60,9 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
         )
         cloud = job.params.cloud
         with chef.KnifeConfig(cloud.cctype, job.secrets, job.params.knife_rb) as config:
-            yield made(build(job.params, job.request.node, config))
+            argv = build(job.params, job.request.node, config)
+            env.update(chef.knife_environment(cloud.cctype, config))
+            yield made(argv)
     else:  # the catalogue refuses unknown builders at load time
         raise ValueError(f"no builder {definition.builder!r}")
 

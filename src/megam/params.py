@@ -11,6 +11,7 @@ mistaken for an option or smuggle a second argument.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
@@ -93,6 +94,33 @@ class KnifeParams(Params, frozen=True):
     cloud: Cloud
     run_list: list[RunListItem] = []
     knife_rb: LocalPath | None = None
+    instance_id: ArgValue = ""
+    """``knife.delete``: the cloud's id of the server, as ``server create`` printed it
+    (:func:`recorded_instance_id`); knife-ec2 and knife-openstack delete by id."""
+
+
+INSTANCE_ID_LINE: Final = re.compile(
+    r"^Instance ID: ([A-Za-z0-9_.:@+=,~][A-Za-z0-9_.:@+=,~-]{0,254})\s*$(?!\n)"
+)
+"""How knife-ec2 and knife-openstack report the server they created (``msg_pair``); the id is a
+flag value (ArgValue) or not an id."""
+EC2_INSTANCE_ID: Final = re.compile(r"^i-[0-9a-f]{8,17}$(?!\n)")
+DELETES_BY_ID: Final = ("ec2", "openstack")
+"""The plugins whose ``server delete`` takes instance ids (knife-google takes instance names)."""
+
+
+def recorded_instance_id(lines: Iterable[str], cctype: str) -> str:
+    """The instance id a ``knife <cctype> server create`` printed, from its log; "" if none, or
+    if the cloud deletes by name, or if what was printed is not an id of that cloud."""
+    if cctype not in DELETES_BY_ID:
+        return ""
+    for line in lines:
+        found = INSTANCE_ID_LINE.match(line)
+        if found:
+            instance_id = found.group(1)
+            valid = cctype != "ec2" or EC2_INSTANCE_ID.match(instance_id)
+            return instance_id if valid else ""
+    return ""
 
 
 class ParamsError(ValueError):

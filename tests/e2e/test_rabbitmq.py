@@ -169,6 +169,10 @@ def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node
         "create",
     ]
     assert not any("s3cr3t" in arg for arg in runs[0]["argv"]), "no secret in argv"
+    # what knife-ec2 2.2 takes today (the fake knife parses with its option table)
+    argv = runs[0]["argv"]
+    assert argv[argv.index("--connection-user") + 1] == "ubuntu"
+    assert argv[argv.index("--groups") + 1] == "megam" and "-G" not in argv
 
     drained = procs.cli("cluster", "drain", "herk-a")
     assert drained.returncode == 0, drained.stderr

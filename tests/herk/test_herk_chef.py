@@ -13,13 +13,15 @@ import os
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 from herk_testkit import EventLog, job_request, submit
 
 from herk import chef
+from herk.chef import EC2_INSTANCE_ID
 from herk.params import validate
 from megam.bus import Bus
-from megam.params import KnifeParams
+from megam.params import KnifeParams, recorded_instance_id
 from megam.secrets import Sealer
 
 ACCESS_KEY = "AKIAFAKEACCESSKEY42"
@@ -43,6 +45,7 @@ EC2_PARAMS = {
 def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fakes_on_path: Path) -> Path:
     path = tmp_path / "argv.jsonl"
     monkeypatch.setenv("MEGAM_FAKE_ARGV_LOG", str(path))
+    monkeypatch.setenv("MEGAM_FAKE_CLOUD", str(tmp_path / "cloud"))  # what knife created
     return path
 
 
@@ -57,7 +60,7 @@ def ec2_secrets(sealer: Sealer) -> str:
 
 
 class TestKnifeServerCreate:
-    async def test_runs_knife_with_the_original_flag_map_and_no_secret_in_argv(
+    async def test_runs_knife_ec2_with_the_options_it_takes_today_and_no_secret_in_argv(
         self,
         bus: Bus,
         events: EventLog,
@@ -81,18 +84,20 @@ class TestKnifeServerCreate:
 
         [run] = runs(argv_log)
         config = run["config"]
+        # knife-ec2 2.2: long forms (-G is --ssh-gateway today), --identity-file is gone
         assert run["argv"] == [
             "knife", "ec2", "server", "create",
-            "-c", config,
+            "--config", config,
             "--run-list", "role[rails],recipe[nginx]",
-            "-N", "web1.megam.co",
-            "-G", "megam",
-            "-I", "ami-0abc1234",
-            "-f", "t1.micro",
-            "-S", "megam_ec2",
-            "-x", "ubuntu",
-            "--identity-file", "/home/megam/.ssh/megam_ec2.key",
+            "--node-name", "web1.megam.co",
+            "--groups", "megam",
+            "--image", "ami-0abc1234",
+            "--flavor", "t1.micro",
+            "--ssh-key", "megam_ec2",
+            "--connection-user", "ubuntu",
+            "--ssh-identity-file", "/home/megam/.ssh/megam_ec2.key",
             "--region", "ap-southeast-1",
+            "--chef-license", "accept",
         ]  # fmt: skip
         assert run["config_mode"] == "0o600" and run["config_dir_mode"] == "0o700"
         assert not Path(config).exists() and not Path(config).parent.exists()
@@ -123,29 +128,115 @@ class TestKnifeServerCreate:
         done = await events.terminal(request.job_id)
         assert done.state == "failed"
         assert done.exit_code == 100
-        assert done.reason.startswith("exit code 100: ERROR: Fog::Compute::AWS::Error: ")
+        # knife-ec2 2.x calls AWS through aws-sdk-ec2 (it used Fog in 2013)
+        assert done.reason.startswith("exit code 100: ERROR: Aws::EC2::Errors::")
         assert "InstanceLimitExceeded" in done.reason
         assert len(runs(argv_log)) == 1, "a server create is not idempotent: never retried"
 
 
 class TestKnifeServerDelete:
-    async def test_deletes_with_purge_and_without_the_identity_flag(
+    async def test_deletes_the_instance_create_printed_and_purges_the_chef_node(
         self, bus: Bus, events: EventLog, start_herk, sealer: Sealer, argv_log: Path
     ) -> None:
         await start_herk(bus)
-        request = await submit(
-            bus, job_request("knife.delete", EC2_PARAMS, sealed=ec2_secrets(sealer))
+        create = await submit(
+            bus, job_request("knife.create", EC2_PARAMS, sealed=ec2_secrets(sealer))
         )
+        assert (await events.terminal(create.job_id)).state == "succeeded"
+        instance_id = _created_id(events, create.job_id)
+        assert EC2_INSTANCE_ID.match(instance_id), instance_id
 
-        done = await events.terminal(request.job_id)
+        params = {**EC2_PARAMS, "instance_id": instance_id}
+        params.pop("run_list")
+        delete = await submit(
+            bus, job_request("knife.delete", params, sealed=ec2_secrets(sealer))
+        )
+        done = await events.terminal(delete.job_id)
         assert done.state == "succeeded", done.reason
-        [run] = runs(argv_log)
+        run = runs(argv_log)[-1]
         assert run["argv"] == [
-            "knife", "ec2", "server", "delete", "web1.megam.co",
-            "-c", run["config"], "-P", "-y", "-N", "web1.megam.co",
+            "knife", "ec2", "server", "delete", instance_id,
+            "--config", run["config"], "--purge", "--yes", "--node-name", "web1.megam.co",
             "--region", "ap-southeast-1",
         ]  # fmt: skip
-        assert "WARNING: Deleted node web1.megam.co" in events.text(request.job_id)
+        text = events.text(delete.job_id)
+        assert f"WARNING: Deleted server {instance_id}" in text
+        assert "WARNING: Deleted node web1.megam.co" in text
+
+    async def test_without_a_recorded_id_knife_ec2_finds_it_from_the_chef_node(
+        self, bus: Bus, events: EventLog, start_herk, sealer: Sealer, argv_log: Path
+    ) -> None:
+        await start_herk(bus)
+        create = await submit(
+            bus, job_request("knife.create", EC2_PARAMS, sealed=ec2_secrets(sealer))
+        )
+        assert (await events.terminal(create.job_id)).state == "succeeded"
+        instance_id = _created_id(events, create.job_id)
+        delete = await submit(
+            bus, job_request("knife.delete", EC2_PARAMS, sealed=ec2_secrets(sealer))
+        )
+        assert (await events.terminal(delete.job_id)).state == "succeeded"
+        assert runs(argv_log)[-1]["argv"][4:6] == ["--config", runs(argv_log)[-1]["config"]]
+        assert f"WARNING: Deleted server {instance_id}" in events.text(delete.job_id)
+
+    async def test_an_instance_id_that_is_not_ec2s_is_rejected_before_knife_runs(
+        self, bus: Bus, events: EventLog, start_herk, sealer: Sealer, argv_log: Path
+    ) -> None:
+        await start_herk(bus)
+        params = {**EC2_PARAMS, "instance_id": "web1.megam.co"}
+        delete = await submit(
+            bus, job_request("knife.delete", params, sealed=ec2_secrets(sealer))
+        )
+        done = await events.terminal(delete.job_id)
+        assert done.state == "rejected"
+        assert "'web1.megam.co' is not an EC2 instance id" in done.reason
+        assert runs(argv_log) == []
+
+
+class TestEveryCloudThroughHerk:
+    """Each cloud's create, then delete of what it created, through herk and the stand-in."""
+
+    @pytest.mark.parametrize("cctype", ["ec2", "google", "openstack"])
+    async def test_create_then_delete(
+        self,
+        cctype: str,
+        bus: Bus,
+        events: EventLog,
+        start_herk,
+        sealer: Sealer,
+        argv_log: Path,
+    ) -> None:
+        await start_herk(bus)
+        raw = _raw(cctype)
+        sealed = sealer.seal(CREDENTIALS[cctype])
+        create = await submit(bus, job_request("knife.create", raw, sealed=sealed))
+        done = await events.terminal(create.job_id)
+        assert done.state == "succeeded", done.reason + events.text(create.job_id)
+        lines = [line.text for line in events.lines(create.job_id)]
+        instance_id = recorded_instance_id(lines, cctype)
+        assert bool(instance_id) == (cctype != "google"), "knife-google names its instances"
+        delete_params = {"cloud": raw["cloud"], "instance_id": instance_id}
+        delete = await submit(bus, job_request("knife.delete", delete_params, sealed=sealed))
+        done = await events.terminal(delete.job_id)
+        assert done.state == "succeeded", done.reason + events.text(delete.job_id)
+        assert "WARNING: Deleted server" in events.text(delete.job_id)
+        for run in runs(argv_log):
+            assert not any(v in arg for arg in run["argv"] for v in CREDENTIALS[cctype].values())
+            assert ("GOOGLE_APPLICATION_CREDENTIALS" in run["env"]) == (cctype == "google")
+        assert not (Path(runs(argv_log)[0]["config"]).parent).exists()
+
+    async def test_hp_is_refused_with_the_reason(
+        self, bus: Bus, events: EventLog, start_herk, sealer: Sealer, argv_log: Path
+    ) -> None:
+        await start_herk(bus)
+        create = await submit(
+            bus, job_request("knife.create", _raw("hp"), sealed=sealer.seal(CREDENTIALS["hp"]))
+        )
+        done = await events.terminal(create.job_id)
+        assert done.state == "rejected"
+        assert "cloud type hp cannot be used: knife-hp was emptied and deprecated" in done.reason
+        assert "use an openstack cloud" in done.reason
+        assert runs(argv_log) == []
 
 
 class TestChefConverge:
@@ -189,8 +280,12 @@ class TestChefConverge:
         assert "No such cookbook: nginx" in events.text(request.job_id)
 
 
-def _params(cctype: str, **spec: str) -> KnifeParams:
-    raw = {
+def _created_id(events: EventLog, job_id: str) -> str:
+    return recorded_instance_id((line.text for line in events.lines(job_id)), "ec2")
+
+
+def _raw(cctype: str, **spec: str) -> dict:
+    return {
         "cloud": {
             "cctype": cctype,
             "spec": {"groups": "web", "image": "img-1", "flavor": "small", **spec},
@@ -204,7 +299,10 @@ def _params(cctype: str, **spec: str) -> KnifeParams:
         },
         "run_list": ["role[web]"],
     }
-    return validate("knife", raw)  # type: ignore[return-value]
+
+
+def _params(cctype: str, **spec: str) -> KnifeParams:
+    return validate("knife", _raw(cctype, **spec))  # type: ignore[return-value]
 
 
 CREDENTIALS = {
@@ -212,7 +310,7 @@ CREDENTIALS = {
     "google": {"gce_project": "megam-1", "google_json": '{"type": "service_account"}'},
     "hp": {"hp_access_key": "hpak1234", "hp_secret_key": "hpsk1234", "hp_tenant_id": "t-1"},
     "openstack": {
-        "openstack_username": "megam",
+        "openstack_username": "stackadmin",
         "openstack_password": "pw123456",
         "openstack_auth_url": "https://keystone.example/v2.0",
     },
@@ -220,47 +318,115 @@ CREDENTIALS = {
 
 
 class TestKnifeArgvPerCloud:
-    """The argv herk builds for every cloud is one the knife stand-in accepts."""
+    """The argv herk builds for every cloud is one the knife stand-in (the plugins' own option
+    tables, parsed as mixlib-cli does) accepts."""
 
-    @pytest.mark.parametrize("cctype", ["ec2", "google", "hp", "openstack"])
+    @pytest.mark.parametrize("cctype", ["ec2", "google", "openstack"])
     @pytest.mark.parametrize("action", ["create", "delete"])
-    def test_knife_accepts_the_argv(self, cctype: str, action: str, fakes_on_path: Path) -> None:
+    def test_knife_accepts_the_argv(
+        self, cctype: str, action: str, fakes_on_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         build = chef.knife_create_argv if action == "create" else chef.knife_delete_argv
+        params = _params(cctype, tenant_id="tenant-9")
+        if action == "delete" and cctype != "google":
+            instance = "i-0abc1234def567890" if cctype == "ec2" else "3f1c2a7e-0000-4000-8000-1"
+            params = msgspec.structs.replace(params, instance_id=instance)
         with chef.KnifeConfig(cctype, CREDENTIALS[cctype]) as config:
-            argv = build(_params(cctype, tenant_id="tenant-9"), "web1.megam.co", config)
+            argv = build(params, "web1.megam.co", config)
             result = subprocess.run(
                 [str(fakes_on_path / argv[0]), *argv[1:]],
                 capture_output=True,
                 text=True,
                 timeout=30,
                 check=False,
+                env={**os.environ, **chef.knife_environment(cctype, config)},
             )
-        assert result.returncode == 0, result.stderr
-        if action == "delete":
-            assert "--identity-file" not in argv
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert all(not arg.startswith("-") or arg.startswith("--") for arg in argv), argv
+        assert "Error:" not in result.stdout and "deprecated" not in result.stdout
 
-    def test_google_names_the_instance_without_dots_and_passes_its_credentials_file(self) -> None:
+    def test_google_names_the_instance_without_dots_and_passes_its_key_by_environment(
+        self,
+    ) -> None:
         with chef.KnifeConfig("google", CREDENTIALS["google"]) as config:
             argv = chef.knife_create_argv(_params("google"), "web1.megam.co", config)
-            credentials = config.parent / "google.json"
+            env = chef.knife_environment("google", config)
+            credentials = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
+            assert credentials.parent == config.parent
             assert oct(credentials.stat().st_mode & 0o777) == "0o600"
-        assert argv[:7] == [
-            "knife", "google", "server", "create", "web1megamco", "-f", str(credentials)
+            assert credentials.read_text() == CREDENTIALS["google"]["google_json"]
+        assert not credentials.exists(), "removed with the job's private directory"
+        assert argv[:5] == ["knife", "google", "server", "create", "web1megamco"]
+        assert str(credentials) not in argv
+        assert argv[argv.index("--gce-machine-type") + 1] == "small"
+        assert argv[argv.index("--gce-zone") + 1] == "zone-a"
+        assert argv[-8:] == [
+            "--chef-license", "accept", "--connection-protocol", "ssh",
+            "--connection-port", "22", "--image-os-type", "linux",
         ]  # fmt: skip
-        assert argv[argv.index("-m") + 1] == "small" and argv[argv.index("-Z") + 1] == "zone-a"
 
-    def test_hp_passes_the_tenant(self) -> None:
-        with chef.KnifeConfig("hp", CREDENTIALS["hp"]) as config:
+    def test_openstack_passes_the_tenant_and_what_knife_openstack_requires(self) -> None:
+        with chef.KnifeConfig("openstack", CREDENTIALS["openstack"]) as config:
             argv = chef.knife_create_argv(
-                _params("hp", tenant_id="tenant-9"), "n1.megam.co", config
+                _params("openstack", tenant_id="tenant-9"), "n1.megam.co", config
             )
-        assert argv[argv.index("-T") + 1] == "tenant-9"
+        assert argv[argv.index("--openstack-tenant") + 1] == "tenant-9"
+        assert argv[argv.index("--connection-protocol") + 1] == "ssh"
+        assert argv[argv.index("--image-os-type") + 1] == "linux"
+
+    def test_hp_has_no_command_line(self) -> None:
+        with (
+            chef.KnifeConfig("hp", CREDENTIALS["hp"]) as config,
+            pytest.raises(chef.KnifeParamsError, match="HP Helion Public Cloud closed"),
+        ):
+            chef.knife_create_argv(_params("hp"), "n1.megam.co", config)
+
+    @pytest.mark.parametrize(
+        ("cctype", "action", "cleared", "named"),
+        [
+            ("ec2", "create", {"image": ""}, "spec.image"),
+            ("google", "create", {"flavor": ""}, "spec.flavor"),
+            ("openstack", "create", {"image": "", "flavor": ""}, "spec.image and spec.flavor"),
+        ],
+    )
+    def test_a_value_the_plugin_requires_is_asked_for_by_name(
+        self, cctype: str, action: str, cleared: dict, named: str
+    ) -> None:
+        problem = chef.knife_problem(_params(cctype, **cleared), action)
+        assert problem is not None and f"{cctype} server {action} needs {named}" in problem
+
+    def test_google_delete_needs_the_zone(self) -> None:
+        raw = _raw("google")
+        raw["cloud"]["access"]["zone"] = ""
+        problem = chef.knife_problem(validate("knife", raw), "delete")  # type: ignore[arg-type]
+        assert problem is not None and "needs access.zone" in problem
 
     def test_empty_values_are_left_out(self) -> None:
         params = validate("knife", {"cloud": {"cctype": "ec2", "spec": {"image": "ami-1"}}})
         with chef.KnifeConfig("ec2", CREDENTIALS["ec2"]) as config:
             argv = chef.knife_create_argv(params, "n1.megam.co", config)  # type: ignore[arg-type]
-        assert argv[argv.index("-N") :] == ["-N", "n1.megam.co", "-I", "ami-1"]
+        assert argv[argv.index("--node-name") :] == [
+            "--node-name", "n1.megam.co", "--image", "ami-1", "--chef-license", "accept"
+        ]  # fmt: skip
+
+
+class TestInstanceIdsFromCreatesOutput:
+    def test_the_first_instance_id_line_is_the_servers(self) -> None:
+        lines = ["$ knife ec2 server create ...", "Instance ID: i-0abc1234def567890",
+                 "Flavor: t3.micro", "Instance ID: i-0abc1234def567890"]  # fmt: skip
+        assert recorded_instance_id(lines, "ec2") == "i-0abc1234def567890"
+
+    def test_no_line_no_id(self) -> None:
+        assert recorded_instance_id(["Instance Name: web1megamco", "Instance ID:"], "ec2") == ""
+
+    def test_only_an_id_of_the_cloud_and_never_an_option(self) -> None:
+        assert recorded_instance_id(["Instance ID: web1.megam.co"], "ec2") == ""
+        assert recorded_instance_id(["Instance ID: -oProxyCommand=x"], "openstack") == ""
+        uuid = "3f1c2a7e-9b1d-4c55-8e0f-2d8a6b7c9e10"
+        assert recorded_instance_id([f"Instance ID: {uuid}"], "openstack") == uuid
+
+    def test_a_cloud_that_deletes_by_name_records_none(self) -> None:
+        assert recorded_instance_id(["Instance ID: i-0abc1234"], "google") == ""
 
 
 class TestPrivateKnifeConfig:
@@ -293,10 +459,11 @@ class TestTheKnifeStandIn:
         )  # fmt: skip
 
     def test_an_unknown_option_is_an_error_with_usage(self, fakes_on_path: Path) -> None:
+        # on stdout, as Chef::Knife#parse_options prints it (the stand-in used stderr)
         result = self.run(fakes_on_path, "ec2", "server", "create", "--bogus", "1")
         assert result.returncode == 1
-        assert "ERROR: invalid option: --bogus" in result.stderr
-        assert "USAGE: knife ec2 server create" in result.stderr
+        assert "Error: invalid option: --bogus" in result.stdout
+        assert "USAGE: knife ec2 server create" in result.stdout
 
     def test_missing_credentials_give_knife_ec2s_error(
         self, fakes_on_path: Path, tmp_path: Path
@@ -317,7 +484,9 @@ class TestTheKnifeStandIn:
 
     def test_delete_without_yes_asks_and_stops(self, fakes_on_path: Path, tmp_path: Path):
         with chef.KnifeConfig("ec2", CREDENTIALS["ec2"]) as config:
-            result = self.run(fakes_on_path, "ec2", "server", "delete", "n1", "-c", str(config))
+            result = self.run(
+                fakes_on_path, "ec2", "server", "delete", "i-0abc1234", "-c", str(config)
+            )
         assert result.returncode == 3 and "Do you really want to delete" in result.stdout
 
     def test_chef_client_refuses_to_run_without_the_license(self, fakes_on_path: Path):
@@ -328,3 +497,19 @@ class TestTheKnifeStandIn:
         )  # fmt: skip
         assert result.returncode == 172
         assert "cannot execute without accepting the license" in result.stderr
+
+
+class TestTheDocumentedCommandLines:
+    def test_docs_herk_lists_each_clouds_options_next_to_the_plugin_it_targets(self) -> None:
+        doc = (Path(__file__).parents[2] / "docs" / "herk.md").read_text()
+        for cctype, plugin in chef.TARGETS.items():
+            [row] = [line for line in doc.splitlines() if line.startswith(f"| `{cctype}` |")]
+            create, delete = row.split(" | ")[2:4]
+            assert plugin.split(" on ")[0] in row
+            for option, _ in chef.CREATE_OPTIONS[cctype]:
+                assert option in create, (cctype, option)
+            for option in chef.CREATE_FIXED[cctype]:
+                assert option in create, (cctype, option)
+            for option, _ in chef.DELETE_OPTIONS[cctype]:
+                assert option in delete, (cctype, option)
+            assert "--purge --yes --node-name" in delete

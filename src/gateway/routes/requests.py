@@ -43,6 +43,7 @@ async def create_request(request: web.Request) -> web.Response:
         correlation_id=request_id(request),
         now=time.time(),
         lease=svc.options.outbox_lease_seconds,
+        instance_id=await jobs.created_instance_id(svc.store, node),
     )
     try:
         await svc.store.add_request(job, outbox)
