@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from megam_cli.client import ApiClient
-from tests.e2e.conftest import Processes, wait_http
+from tests.e2e.conftest import Processes, free_port, wait_http
 
 LAUNCHES = 20
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "rejected"}
@@ -76,6 +76,21 @@ def test_after_a_kill_the_waiting_jobs_are_in_the_queue_and_a_cancel_ends_one(
     assert "running" not in [entry["state"] for entry in ended["history"]], ended["history"]
     wait_until_settled(processes, 8)
     delete_every_node(processes)
+
+
+def test_a_second_megam_up_on_the_same_data_dir_is_refused(processes: Processes) -> None:
+    first = processes.start("up", "up")
+    wait_http(processes.env["MEGAM_URL"] + "/healthz")
+    second = processes.start(
+        "second",
+        "up",
+        MEGAM_PORT=str(free_port()),
+        MEGAM_UID_PORT=str(free_port()),
+        MEGAM_HERK_METRICS_PORT=str(free_port()),
+    )
+    assert second.wait(60) != 0
+    assert "is in use by another process (pid " in processes.log("second")
+    assert first.poll() is None, "the first one runs on"
 
 
 async def launch_burst(procs: Processes, count: int) -> None:

@@ -283,19 +283,27 @@ class _Consumer(Subscription):
         try:
             await self.bus._dead_letter(self.queue, over_limit, "delivery_limit", counted)
         except BusError:
-            for delivery in reversed(taken):
-                if delivery in self.unacked:
-                    self.unacked.discard(delivery)
-                    delivery._settled = True
-                    self.queue.ready.appendleft(delivery._message)
+            self._hand_back(taken)
             for message in reversed(over_limit):
                 self.queue.ready.appendleft(message)
+            raise
+        except asyncio.CancelledError:  # stopped meanwhile: none of them reached the handler
+            self._hand_back(taken)
             raise
         for delivery in taken:
             if delivery in self.unacked:  # not handed back by a cancel meanwhile
                 task = asyncio.create_task(self._handle(delivery))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+
+    def _hand_back(self, taken: list[_EmbeddedDelivery]) -> None:
+        """Return deliveries that never reached the handler, as if never delivered."""
+        for delivery in reversed(taken):
+            if delivery in self.unacked:
+                self.unacked.discard(delivery)
+                delivery._settled = True
+                delivery._message.deliveries -= 1  # the next delivery's count overwrites it
+                self.queue.push(delivery._message, front=True)
 
     async def _handle(self, delivery: _EmbeddedDelivery) -> None:
         try:
