@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from megam import log
 from megam.backoff import Backoff
 from megam.bus import journal
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.bus.journal import Journal, Synchronous
+from megam.bus.messages import Message, decode_spec, encode_spec, journal_row, restored
+from megam.bus.streams import StreamFollower, StreamLog, max_age_seconds
 from megam.topology import DEAD, Exchange, Queue
 
 logger = log.get("megam.bus.embedded")
@@ -49,64 +47,17 @@ def _match(pattern: list[str], words: list[str]) -> bool:
     return (head == "*" or head == words[0]) and _match(rest, words[1:])
 
 
-class _Message:
-    __slots__ = (
-        "at",
-        "body",
-        "correlation_id",
-        "deliveries",
-        "exchange",
-        "headers",
-        "message_id",
-        "offset",
-        "routing_key",
-        "row",
-    )
-
-    def __init__(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        message_id: str | None,
-        correlation_id: str | None,
-        headers: dict[str, Any],
-    ) -> None:
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.body = body
-        self.message_id = message_id
-        self.correlation_id = correlation_id
-        self.headers = headers
-        self.deliveries = 0
-        self.at = time.time()
-        self.offset: int | None = None
-        """Its position in a stream queue."""
-        self.row: int | None = None
-        """Its row in the journal, for a message of a durable queue."""
-
-    def copy(self, headers: dict[str, Any]) -> _Message:
-        return _Message(
-            self.exchange,
-            self.routing_key,
-            self.body,
-            self.message_id,
-            self.correlation_id,
-            headers,
-        )
-
-
 class _Queue:
     def __init__(self, spec: Queue, journal: Journal | None) -> None:
         self.spec = spec
         self.journal = journal
         """Where its messages are kept; None for a queue that lives in memory only."""
-        self.ready: collections.deque[_Message] = collections.deque()
+        self.ready: collections.deque[Message] = collections.deque()
         self.consumers: list[_Consumer] = []
-        self.log = _StreamLog(spec.stream_max_age) if spec.stream_max_age else None
-        self.followers: list[_StreamFollower] = []
+        self.log = StreamLog(spec.stream_max_age) if spec.stream_max_age else None
+        self.followers: list[StreamFollower] = []
 
-    def push(self, message: _Message, *, front: bool = False) -> None:
+    def push(self, message: Message, *, front: bool = False) -> None:
         if self.log is not None:
             self.log.append(message)
             self.forget_expired()
@@ -124,71 +75,8 @@ class _Queue:
             self.journal.write_later([journal.drop_stream_until(self.spec.name, dropped)])
 
 
-_AGE_UNITS = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def max_age_seconds(max_age: str) -> float:
-    """RabbitMQ's ``x-max-age`` (``7D``, ``12h``, ``30m`` …) in seconds."""
-    number, unit = max_age[:-1], max_age[-1:]
-    if unit not in _AGE_UNITS or not number.isdigit():
-        raise ValueError(f"invalid max age {max_age!r}, expected e.g. 7D, 12h, 30m, 10s")
-    return int(number) * _AGE_UNITS[unit]
-
-
-class _StreamLog:
-    """A stream's messages in offset order; those older than the max age are dropped.
-
-    Ages are wall-clock (``_Message.at``), so that they hold across a restart.
-    """
-
-    def __init__(self, max_age: str) -> None:
-        self.max_age = max_age_seconds(max_age)
-        self.entries: collections.deque[_Message] = collections.deque()
-        self.next_offset = 0
-
-    def reserve(self) -> int:
-        """The offset of a message about to be appended (it may never be: offsets can skip)."""
-        offset, self.next_offset = self.next_offset, self.next_offset + 1
-        return offset
-
-    def append(self, message: _Message) -> None:
-        if message.offset is None:
-            message.offset = self.reserve()
-        self.next_offset = max(self.next_offset, message.offset + 1)
-        self.entries.append(message)
-
-    def drop_expired(self) -> int | None:
-        """Drop what is older than the max age; the last offset dropped, if any."""
-        oldest = time.time() - self.max_age
-        dropped = None
-        while self.entries and self.entries[0].at < oldest:
-            dropped = self.entries.popleft().offset
-        return dropped
-
-    def start(self, offset: str | int) -> int:
-        if offset == "first":
-            return self._first()
-        if offset in ("next", "last"):
-            return self.next_offset
-        if isinstance(offset, int):
-            return max(offset, self._first())
-        raise BusError(f"unsupported stream offset {offset!r}")
-
-    def _first(self) -> int:
-        first = self.entries[0].offset if self.entries else None
-        return self.next_offset if first is None else first
-
-    def after(self, offset: int) -> _Message | None:
-        """The first entry at ``offset`` or later that is still kept."""
-        for message in self.entries:
-            assert message.offset is not None
-            if message.offset >= offset:
-                return message
-        return None
-
-
 class _EmbeddedDelivery(Delivery):
-    def __init__(self, consumer: _Consumer, message: _Message) -> None:
+    def __init__(self, consumer: _Consumer, message: Message) -> None:
         self._consumer = consumer
         self._message = message
         self.body = message.body
@@ -264,7 +152,7 @@ class _Consumer(Subscription):
         """Take what ready messages the prefetch allows, count their delivery in the journal
         (so a crash from here on makes them redeliveries), then hand them to the handler."""
         taken: list[_EmbeddedDelivery] = []
-        over_limit: list[_Message] = []
+        over_limit: list[Message] = []
         limit = self.queue.spec.delivery_limit
         while self.queue.ready and len(self.unacked) < self.prefetch:
             message = self.queue.ready.popleft()
@@ -326,85 +214,6 @@ class _Consumer(Subscription):
         if self.temporary:
             self.bus._queues.pop(self.queue.spec.name, None)
             self.bus._unbind(self.queue.spec.name)
-
-
-class _StreamDelivery(Delivery):
-    def __init__(self, follower: _StreamFollower, message: _Message) -> None:
-        self._follower = follower
-        self.body = message.body
-        self.routing_key = message.routing_key
-        self.exchange = message.exchange
-        self.headers = {**message.headers, "x-stream-offset": message.offset}
-        self.message_id = message.message_id
-        self.correlation_id = message.correlation_id
-        self.redelivered = False
-        self._settled = False
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
-
-    async def ack(self, *, confirmed: bool = False) -> None:
-        self._settle()
-
-    async def reject(self, *, requeue: bool) -> None:
-        self._settle()  # a stream keeps every message: there is nothing to requeue or drop
-
-    def _settle(self) -> None:
-        if self._settled:
-            raise BusError("delivery already settled")
-        self._settled = True
-        self._follower.release()
-
-
-class _StreamFollower(Subscription):
-    """One reader of a stream: its own cursor, at most ``prefetch`` unacked, in offset order."""
-
-    def __init__(self, queue: _Queue, handler: Handler, offset: str | int, prefetch: int) -> None:
-        assert queue.log is not None
-        self.queue = queue
-        self.handler = handler
-        self.prefetch = prefetch
-        self.cursor = queue.log.start(offset)
-        self.unacked = 0
-        self.kick = asyncio.Event()
-        self.kick.set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.pump = asyncio.create_task(self._pump())
-
-    def release(self) -> None:
-        self.unacked -= 1
-        self.kick.set()
-
-    async def _pump(self) -> None:
-        assert self.queue.log is not None
-        while True:
-            await self.kick.wait()
-            self.kick.clear()
-            while self.unacked < self.prefetch:
-                message = self.queue.log.after(self.cursor)
-                if message is None or message.offset is None:
-                    break
-                self.cursor = message.offset + 1
-                self.unacked += 1
-                task = asyncio.create_task(self._handle(_StreamDelivery(self, message)))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-
-    async def _handle(self, delivery: _StreamDelivery) -> None:
-        # A stream cannot requeue: a message whose handler fails is passed over.
-        with contextlib.suppress(Exception):
-            await self.handler(delivery)
-        if not delivery.settled:
-            await delivery.ack()
-
-    async def stop_receiving(self) -> None:
-        self.pump.cancel()
-        if self in self.queue.followers:
-            self.queue.followers.remove(self)
-
-    async def cancel(self) -> None:
-        await self.stop_receiving()
 
 
 class _Claim:
@@ -527,10 +336,10 @@ class EmbeddedBus(Bus):
         if not routed:
             raise PublishError(f"message to {exchange!r} with key {routing_key!r} is unroutable")
         fields = (exchange, routing_key, body, message_id, correlation_id)
-        await self._enqueue([(queue, _Message(*fields, dict(headers or {}))) for queue in routed])
+        await self._enqueue([(queue, Message(*fields, dict(headers or {}))) for queue in routed])
 
     async def _enqueue(
-        self, copies: list[tuple[_Queue, _Message]], also: Iterable[journal.Statement] = ()
+        self, copies: list[tuple[_Queue, Message]], also: Iterable[journal.Statement] = ()
     ) -> None:
         """Put each message in its queue once the journal has it (and ``also``): in commit order,
         so a consumer never sees a message that a crash could still take away."""
@@ -540,7 +349,7 @@ class EmbeddedBus(Bus):
                 message.offset = queue.log.reserve()
             if queue.journal is not None:
                 message.row = next(self._rows)
-                statements.append(journal.put_message(_row(queue, message)))
+                statements.append(journal.put_message(journal_row(queue.spec.name, message)))
 
         def visible() -> None:
             for queue, message in copies:
@@ -566,7 +375,7 @@ class EmbeddedBus(Bus):
         if target.log is None:
             raise BusError(f"{queue!r} is not a stream")
         target.forget_expired()
-        follower = _StreamFollower(target, handler, offset, max(1, prefetch))
+        follower = StreamFollower(target, handler, offset, max(1, prefetch))
         target.followers.append(follower)
         return follower
 
@@ -632,13 +441,13 @@ class EmbeddedBus(Bus):
     async def _dead_letter(
         self,
         queue: _Queue,
-        messages: list[_Message],
+        messages: list[Message],
         reason: str,
         also: Iterable[journal.Statement] = (),
     ) -> None:
         """Move ``messages`` out of ``queue`` into its dead letters, in one commit with ``also``."""
         statements = list(also)
-        copies: list[tuple[_Queue, _Message]] = []
+        copies: list[tuple[_Queue, Message]] = []
         for message in messages:
             if message.row is not None and queue.journal is not None:
                 statements.append(journal.drop_message(message.row))
@@ -663,7 +472,7 @@ class EmbeddedBus(Bus):
             queue = self._queues.get(row[1])
             if queue is None:
                 continue  # cannot happen: a message's queue is written before it
-            queue.push(_restored(row))
+            queue.push(restored(row))
         self._rows = itertools.count(last_row + 1)
         now = time.time()
         for key, holder, keep, last_used in contents.claims:
@@ -678,42 +487,3 @@ class EmbeddedBus(Bus):
     def _check(self) -> None:
         if not self._connected:
             raise BusError("embedded bus is not connected")
-
-
-def encode_spec(spec: Queue) -> bytes:
-    return orjson.dumps(dataclasses.asdict(spec))
-
-
-def decode_spec(raw: bytes) -> Queue:
-    fields = orjson.loads(raw)
-    fields["bindings"] = tuple(tuple(binding) for binding in fields["bindings"])
-    return Queue(**fields)
-
-
-def _row(queue: _Queue, message: _Message) -> tuple[Any, ...]:
-    try:
-        headers = orjson.dumps(message.headers)
-    except TypeError as exc:
-        raise PublishError(f"headers must be JSON values to be kept: {exc}") from None
-    return (
-        message.row,
-        queue.spec.name,
-        message.exchange,
-        message.routing_key,
-        message.body,
-        message.message_id,
-        message.correlation_id,
-        headers,
-        message.deliveries,
-        message.offset,
-        message.at,
-    )
-
-
-def _restored(row: tuple[Any, ...]) -> _Message:
-    row_id, _, exchange, routing_key, body, message_id, correlation_id, headers = row[:8]
-    deliveries, offset, at = row[8:]
-    headers = orjson.loads(headers)
-    message = _Message(exchange, routing_key, body, message_id, correlation_id, headers)
-    message.row, message.deliveries, message.offset, message.at = row_id, deliveries, offset, at
-    return message
