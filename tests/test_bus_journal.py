@@ -1,4 +1,5 @@
-"""The embedded bus's journal: one process per data dir, and a clear refusal of a bad file."""
+"""The embedded bus's journal: one process per data dir, a clear refusal of a bad file, and
+writes that fail without stopping the writer."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from megam.bus import BusError, connect_bus
+from megam.bus import BusError, connect_bus, journal
 from megam.bus.embedded import EmbeddedBus
+from megam.bus.journal import Journal
 
 
 async def test_megam_up_keeps_its_bus_in_the_data_dir(tmp_path: Path) -> None:
@@ -65,3 +67,35 @@ async def test_another_process_on_the_same_data_dir_is_told_who_holds_it(tmp_pat
         if holder.poll() is None:
             os.kill(holder.pid, 9)
             holder.wait()
+
+
+async def test_a_failed_write_is_an_error_for_its_callers_and_the_writer_lives_on(
+    tmp_path: Path,
+) -> None:
+    kept = Journal(tmp_path)
+    kept.open()
+    try:
+        with pytest.raises(BusError, match="could not write"):
+            await kept.commit([("INSERT INTO no_such_table VALUES (?)", (1,))])
+        seen: list[str] = []
+        await kept.commit([journal.put_exchange("after", "topic")], lambda: seen.append("after"))
+        assert seen == ["after"]
+    finally:
+        await kept.close()
+    reopened = Journal(tmp_path)
+    try:
+        assert reopened.open().exchanges == [("after", "topic")]
+    finally:
+        await reopened.close()
+
+
+async def test_plain_writes_are_on_disk_once_closed(tmp_path: Path) -> None:
+    kept = Journal(tmp_path)
+    kept.open()
+    kept.write_later([journal.put_claim("key", "holder", 60.0, 1.0)])
+    await kept.close()
+    reopened = Journal(tmp_path)
+    try:
+        assert reopened.open().claims == [("key", "holder", 60.0, 1.0)]
+    finally:
+        await reopened.close()

@@ -142,7 +142,7 @@ class Journal:
         self._release()
 
     def _submit(self, group: _Group) -> None:
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             raise BusError("the embedded bus journal is closed")
         self._pending.put(group)
 
@@ -177,9 +177,10 @@ def _apply(conn: sqlite3.Connection, groups: list[_Group]) -> BaseException | No
                 conn.execute(sql, params)
         conn.execute("COMMIT")
         return None
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    except Exception as exc:  # the writer must live on: a dead one would leave callers waiting
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         logger.error("bus.journal_write_failed", error=str(exc), groups=len(groups))
         return exc
 
