@@ -48,9 +48,9 @@ def _match(pattern: list[str], words: list[str]) -> bool:
 
 
 class _Queue:
-    def __init__(self, spec: Queue, journal: Journal | None) -> None:
+    def __init__(self, spec: Queue, kept_in: Journal | None) -> None:
         self.spec = spec
-        self.journal = journal
+        self.journal = kept_in
         """Where its messages are kept; None for a queue that lives in memory only."""
         self.ready: collections.deque[Message] = collections.deque()
         self.consumers: list[_Consumer] = []
@@ -107,8 +107,12 @@ class _EmbeddedDelivery(Delivery):
         self._settle()
         if requeue:
             self._consumer.queue.push(self._message, front=True)
-        else:
+            return
+        try:
             await self._consumer.bus._dead_letter(self._consumer.queue, [self._message], "rejected")
+        except BusError:
+            self._consumer.queue.push(self._message, front=True)  # still where it was
+            raise
 
     def _settle(self) -> None:
         if self._settled:
