@@ -32,15 +32,19 @@ def up_again(processes: Processes) -> Iterator[Processes]:
     delete_every_node(processes)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_a_restart_mid_burst_loses_no_launch(up_again: Processes, stop: int) -> None:
+@pytest.mark.parametrize(
+    "stops",
+    [[signal.SIGINT], [signal.SIGKILL], [signal.SIGKILL, signal.SIGKILL]],
+    ids=["sigint", "sigkill", "sigkill-again-while-recovering"],
+)
+def test_a_restart_mid_burst_loses_no_launch(up_again: Processes, stops: list[int]) -> None:
     procs = up_again
     asyncio.run(launch_burst(procs, LAUNCHES))
-    time.sleep(1.0)
-    procs.stop(procs.running[0], stop)
-
-    procs.start("up-again", "up", "--workers", "4")
-    wait_http(procs.env["MEGAM_URL"] + "/healthz")
+    for number, stop in enumerate(stops):
+        time.sleep(1.0)
+        procs.stop(procs.running[-1], stop)
+        procs.start(f"up-again-{number}", "up", "--workers", "4")
+        wait_http(procs.env["MEGAM_URL"] + "/healthz")
     nodes = wait_until_settled(procs, LAUNCHES)
     assert {node["status"] for node in nodes} == {"RUNNING"}, summary(nodes)
 
