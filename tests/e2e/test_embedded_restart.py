@@ -18,6 +18,8 @@ from megam_cli.client import ApiClient
 from tests.e2e.conftest import Processes, free_port, wait_http
 
 LAUNCHES = 20
+BEHIND_ONE_WORKER = 12
+"""Enough launches for the last to wait for seconds behind one worker (each takes about one)."""
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "rejected"}
 
 
@@ -63,7 +65,7 @@ def test_after_a_kill_the_waiting_jobs_are_in_the_queue_and_a_cancel_ends_one(
     wait_http(processes.env["MEGAM_URL"] + "/healthz")
     assert processes.cli("accounts", "create", "ops@megam.io").returncode == 0
     assert processes.cli("clouds", "add", "home", "--provider", "local").returncode == 0
-    asyncio.run(launch_burst(processes, 8))
+    asyncio.run(launch_burst(processes, BEHIND_ONE_WORKER))
     processes.stop(processes.running[0], signal.SIGKILL)
     processes.start("up-again", "up", "--workers", "1")
     wait_http(processes.env["MEGAM_URL"] + "/healthz")
@@ -78,7 +80,7 @@ def test_after_a_kill_the_waiting_jobs_are_in_the_queue_and_a_cancel_ends_one(
     ended = wait_for_job(processes, last["id"])
     assert ended["state"] == "cancelled", ended
     assert "running" not in [entry["state"] for entry in ended["history"]], ended["history"]
-    wait_until_settled(processes, 8)
+    wait_until_settled(processes, BEHIND_ONE_WORKER)
     delete_every_node(processes)
 
 
