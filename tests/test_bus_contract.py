@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiormq
 import pytest
@@ -32,10 +34,12 @@ STREAM = topology.Queue(
 )
 
 
-@pytest.fixture(params=["embedded", "rabbitmq"])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+@pytest.fixture(params=["embedded", "durable-embedded", "rabbitmq"])
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
     if request.param == "embedded":
         instance: Bus = EmbeddedBus()
+    elif request.param == "durable-embedded":
+        instance = EmbeddedBus(tmp_path / "bus")
     else:
         instance = AmqpBus(request.getfixturevalue("amqp_url"), publish_timeout=2)
     await instance.connect()
@@ -430,6 +434,206 @@ class TestClaimOnceOnRabbitMQ:
             assert await bus.claim_once("contract.claim.a", "after", KEEP) == "next"
         finally:
             await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def opened(directory: Path) -> AsyncIterator[EmbeddedBus]:
+    """The durable embedded bus on ``directory``, with the contract's topology declared."""
+    bus = EmbeddedBus(directory)
+    await bus.connect()
+    try:
+        await bus.declare(topology.EXCHANGES, (WORK, DEAD, EVENTS, STREAM))
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def take(bus: Bus, queue: str, count: int, *, ack: bool = False) -> list[Delivery]:
+    collector = Collector(ack=ack)
+    subscription = await bus.consume(queue, collector, prefetch=20)
+    try:
+        return list(await collector.wait_for(count))
+    finally:
+        await asyncio.sleep(0.1)  # anything beyond ``count`` would show up now
+        await subscription.stop_receiving()
+
+
+class TestAcrossARestart:
+    """The durable embedded bus closed and opened again on the same directory, as ``megam up``
+    restarted on the same data dir (a SIGKILL is in ``TestAcrossASigkill``)."""
+
+    async def test_unacked_and_queued_messages_are_back_and_acked_ones_are_not(
+        self, tmp_path: Path
+    ) -> None:
+        async with opened(tmp_path) as bus:
+            for name in (b"confirmed", b"plain", b"held", b"queued 1", b"queued 2"):
+                await bus.publish("megam.requests", "job.x", name)
+            collector = Collector(ack=False)
+            subscription = await bus.consume("contract.work", collector, prefetch=3)
+            confirmed, plain, _ = await collector.wait_for(3)
+            await subscription.stop_receiving()  # so that the acks make no room for the rest
+            await confirmed.ack(confirmed=True)
+            await plain.ack()
+        async with opened(tmp_path) as bus:
+            assert await bus.queue_depth("contract.work") == 3
+            back = await take(bus, "contract.work", 3, ack=True)
+        assert [(d.body, d.redelivered) for d in back] == [
+            (b"held", True),
+            (b"queued 1", False),
+            (b"queued 2", False),
+        ]
+        async with opened(tmp_path) as bus:
+            assert await bus.queue_depth("contract.work") == 0, "acked before the stop: gone"
+
+    async def test_dead_letters_are_kept(self, tmp_path: Path) -> None:
+        async with opened(tmp_path) as bus:
+            await bus.publish("megam.requests", "job.x", b"poison", headers={"x-why": "test"})
+            [got] = await take(bus, "contract.work", 1)
+            await got.reject(requeue=False)
+        async with opened(tmp_path) as bus:
+            [dead] = await take(bus, "contract.work.dead", 1)
+        assert dead.body == b"poison" and dead.headers["x-why"] == "test"
+        assert dead.headers["x-first-death-reason"] == "rejected"
+
+    async def test_delivery_counts_are_kept_so_the_delivery_limit_still_holds(
+        self, tmp_path: Path
+    ) -> None:
+        """A message that takes its consumer down with it, restart after restart."""
+        async with opened(tmp_path) as bus:
+            await bus.publish("megam.requests", "job.x", b"kills its consumer")
+        assert WORK.delivery_limit is not None
+        for _ in range(WORK.delivery_limit + 1):
+            async with opened(tmp_path) as bus:
+                [got] = await take(bus, "contract.work", 1)
+                assert got.body == b"kills its consumer"
+        async with opened(tmp_path) as bus:
+            [dead] = await take(bus, "contract.work.dead", 1)
+            assert dead.headers["x-first-death-reason"] == "delivery_limit"
+            assert await bus.queue_depth("contract.work") == 0
+
+    async def test_a_stream_keeps_its_messages_and_offsets(self, tmp_path: Path) -> None:
+        async with opened(tmp_path) as bus:
+            for i in range(3):
+                await bus.publish("megam.control", "control.all", b"before %d" % i)
+        async with opened(tmp_path) as bus:
+            await bus.publish("megam.control", "control.all", b"after")
+            reader = Collector()
+            await bus.follow_stream("contract.stream", reader, offset="first")
+            got = await reader.wait_for(4)
+        assert [d.body for d in got] == [b"before 0", b"before 1", b"before 2", b"after"]
+        offsets = [d.headers["x-stream-offset"] for d in got]
+        assert offsets == sorted(set(offsets)), "offsets go on counting after the restart"
+
+    async def test_a_stream_forgets_what_is_older_than_its_max_age(self, tmp_path: Path) -> None:
+        short = topology.Queue(
+            "contract.short", bindings=((topology.CONTROL.name, "short"),), stream_max_age="1s"
+        )
+        async with opened(tmp_path) as bus:
+            await bus.declare((), (short,))
+            await bus.publish("megam.control", "short", b"old")
+        await asyncio.sleep(1.5)
+        async with opened(tmp_path) as bus:
+            await bus.publish("megam.control", "short", b"new")
+            reader = Collector()
+            await bus.follow_stream("contract.short", reader, offset="first")
+            await reader.wait_for(1)
+            await asyncio.sleep(0.2)
+        assert [d.body for d in reader.items] == [b"new"]
+
+    async def test_a_claim_is_kept(self, tmp_path: Path) -> None:
+        async with opened(tmp_path) as bus:
+            assert await bus.claim_once("contract.claim.a", "before", KEEP) is None
+        async with opened(tmp_path) as bus:
+            assert await bus.claim_once("contract.claim.a", "after", KEEP) == "before"
+            assert await bus.claim_once("contract.claim.a", "before", KEEP) is None
+
+    async def test_declared_queues_route_before_anyone_declares_them_again(
+        self, tmp_path: Path
+    ) -> None:
+        async with opened(tmp_path):
+            pass
+        bus = EmbeddedBus(tmp_path)
+        await bus.connect()
+        try:
+            await bus.publish("megam.requests", "job.x", b"early")
+            assert await bus.queue_depth("contract.work") == 1
+        finally:
+            await bus.close()
+
+    async def test_a_temporary_queue_is_not_kept(self, tmp_path: Path) -> None:
+        async with opened(tmp_path) as bus:
+            await bus.consume_temporary([("megam.events", "log.JOB1")], Collector())
+            await bus.publish("megam.events", "log.JOB1", b"line")
+        async with opened(tmp_path) as bus:
+            with pytest.raises(PublishError):
+                await bus.publish("megam.events", "log.JOB1", b"line")
+
+    async def test_a_second_bus_on_the_same_directory_is_refused(self, tmp_path: Path) -> None:
+        async with opened(tmp_path):
+            second = EmbeddedBus(tmp_path)
+            with pytest.raises(BusError, match="in use by another process"):
+                await second.connect()
+        async with opened(tmp_path):
+            pass  # and the directory is free again once the first one closed
+
+
+PUBLISHER = """
+import asyncio, sys
+from megam import topology
+from megam.bus.embedded import EmbeddedBus
+from tests.test_bus_contract import DEAD, EVENTS, STREAM, WORK
+
+async def main():
+    bus = EmbeddedBus(sys.argv[1])
+    await bus.connect()
+    await bus.declare(topology.EXCHANGES, (WORK, DEAD, EVENTS, STREAM))
+    acked = asyncio.Event()
+
+    async def ack_first(delivery):
+        if delivery.body == b"0":
+            await delivery.ack(confirmed=True)
+            print("acked 0", flush=True)
+            acked.set()
+
+    await bus.consume("contract.work", ack_first, prefetch=2)
+    for number in range(10_000):
+        await bus.publish("megam.requests", "job.x", str(number).encode())
+        print("published", number, flush=True)
+        if number == 0:
+            await acked.wait()
+
+asyncio.run(main())
+"""
+
+
+class TestAcrossASigkill:
+    async def test_every_confirmed_publish_and_ack_survives(self, tmp_path: Path) -> None:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            PUBLISHER,
+            str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).parents[1],
+        )
+        assert child.stdout is not None
+        lines: list[bytes] = []
+        while len(lines) < 300 and (line := await child.stdout.readline()):
+            lines.append(line)
+        child.kill()  # SIGKILL, mid-publish
+        lines += (await child.stdout.read()).splitlines()
+        await child.wait()
+        published = [int(line.split()[1]) for line in lines if line.startswith(b"published")]
+        assert b"acked 0\n" in lines and len(published) >= 250
+
+        async with opened(tmp_path) as bus:
+            depth = await bus.queue_depth("contract.work")
+            back = await take(bus, "contract.work", depth, ack=True)
+        numbers = [int(d.body) for d in back]
+        assert 0 not in numbers, "its ack was confirmed"
+        assert set(published) - {0} <= set(numbers), "every confirmed publish is there"
+        assert numbers == sorted(numbers), "in publish order"
+        assert [d.redelivered for d in back[:1]] == [True], "1 was delivered and not acked"
 
 
 async def test_publish_on_closed_bus_raises_bus_error() -> None:

@@ -34,7 +34,7 @@ async def serve_app(app: web.Application, host: str, port: int) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def connected_bus(settings: Settings) -> AsyncIterator[Bus]:
-    bus = connect_bus(settings.amqp_url)
+    bus = connect_bus(settings.amqp_url, settings.data_dir)
     await bus.connect()
     try:
         yield bus
