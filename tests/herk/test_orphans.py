@@ -21,7 +21,13 @@ from herk.control import JobControl
 from herk.guardian import Guardian, guard
 from herk.logstream import LogStream
 from herk.node import HerkNode
-from herk.orphans import GroupRegistry, RegistryBusy, start_time
+from herk.orphans import (
+    GroupRegistry,
+    RegistryBusy,
+    private_directory,
+    private_root,
+    start_time,
+)
 from herk.provision.local import alive
 from herk.runner import Ending, ProcessResult, run_process
 from megam.bus import Bus
@@ -176,6 +182,56 @@ class TestReapingLeftovers:
         assert [r.pgid for r in reaped] == [leader.pid]
         assert await gone([grandchild])
         assert records(directory) == []
+
+
+def private_files_of_a_process(data_dir: Path) -> subprocess.Popen[bytes]:
+    """Another process that makes its private directory, puts a secret in it and exits (it is
+    not waited for: a zombie until the caller waits)."""
+    code = (
+        "import sys; from pathlib import Path; from herk.orphans import private_directory; "
+        "(private_directory(Path(sys.argv[1])) / 'knife.rb').write_text('secret')"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(data_dir)])
+
+
+def private_entries(data_dir: Path) -> list[str]:
+    return sorted(path.name for path in private_root(data_dir).iterdir())
+
+
+class TestPrivateFilesOfADeadHerkAreRemoved:
+    async def test_the_directory_of_a_process_that_is_gone_is_removed_at_reap(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        owner = private_files_of_a_process(tmp_path)
+        owner.wait()
+        [entry] = private_entries(tmp_path)
+        assert entry == f"{owner.pid}-{entry.split('-')[1]}"
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == []
+
+    async def test_a_zombie_owner_counts_as_dead(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        owner = private_files_of_a_process(tmp_path)
+        await until(lambda: _state(owner.pid) == "Z", "the owner to exit unwaited")
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == []
+        owner.wait()
+
+    async def test_a_live_processs_directory_and_foreign_entries_are_kept(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        mine = private_directory(tmp_path)
+        (mine / "knife.rb").write_text("secret")
+        (private_root(tmp_path) / "groups").mkdir()  # e.g. a herk named ".private"
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == sorted([mine.name, "groups"])
+        assert (mine / "knife.rb").exists()
+        assert oct(mine.stat().st_mode & 0o777) == "0o700"
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 class TestRecordsWithoutProofAreDroppedWithoutKilling:
