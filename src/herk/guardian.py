@@ -7,7 +7,8 @@ its stdin. Only the node holds the write end: ``os.pipe`` makes both ends non-in
 the runner starts jobs with ``close_fds``. So the guardian's read returns end-of-file exactly
 when the node is gone (SIGKILL, the OOM killer, a crash, or a clean stop, which leaves no record).
 It then takes the registry's lock, which the dead node no longer holds, runs the registry's reap
-(herk.orphans, with its proof rules) and exits.
+(herk.orphans, with its proof rules; it also removes the dead node's private files, the knife
+configs holding cloud keys) and exits.
 
 A node that restarts at once may take the lock first: it reaps the same records itself before
 it takes any work, and the guardian gives up after a while (a live node holds the lock for good).
