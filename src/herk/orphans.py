@@ -92,8 +92,13 @@ def _owner_alive(name: str) -> bool:
     pid, _, started = name.partition("-")
     if not (pid.isdigit() and started.isdigit()):
         return True  # not a private directory: never removed
-    fields = stat_fields(int(pid))
-    return fields is not None and fields[0] not in "ZX" and int(fields[19]) == int(started)
+    return process_alive(int(pid), int(started))
+
+
+def process_alive(pid: int, started: int | None) -> bool:
+    """The process of this pid and start time runs (a zombie does not: it is only a record)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in "ZX" and int(fields[19]) == started
 
 
 class RegistryBusy(RuntimeError):
