@@ -3,10 +3,10 @@ groups, the moment the node dies, however it dies.
 
 The node spawns it at start (``python -m herk.guardian --groups <dir> --node-pid <pid>``) in a
 session of its own, so that a signal to the node's process group does not reach it, with the read
-end of a pipe as its stdin. Only the node holds the write end: ``os.pipe`` makes both ends non-
-inheritable, and the runner starts jobs with ``close_fds``. So the guardian's read returns end-of-
-file exactly when the node is gone (SIGKILL, the OOM killer, a crash, or a clean stop, which leaves
-no record). It then takes the registry's lock, which the dead node no longer holds, runs the
+end of a pipe as its stdin. Only the node holds the write end: ``os.pipe`` makes both ends
+non-inheritable, and the runner starts jobs with ``close_fds``. So the guardian's read returns
+end-of-file exactly when the node is gone (SIGKILL, the OOM killer, a crash, or a clean stop, which
+leaves no record). It then takes the registry's lock, which the dead node no longer holds, runs the
 registry's reap (herk.orphans, with its proof rules; it also removes the dead node's private files,
 the knife configs holding cloud keys) and exits. A dying process closes its descriptors a moment
 before it is dead, and its private files are removed only once it is; so unless the node said it

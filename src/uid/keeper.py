@@ -71,6 +71,8 @@ class LeaseKeeper:
         """The horizons this keeper wrote for its current id since it last held the lease for
         sure: finding one of them as the previous horizon proves nobody held the id since."""
         self._lost_reason: str | None = None
+        self._granted_until_ms = -1
+        """The horizon the generator was last given: it issues up to this, lease or not."""
 
     @property
     def generator(self) -> Generator:
@@ -81,6 +83,7 @@ class LeaseKeeper:
     async def start(self) -> Generator:
         lease, after_ms, until_ms = await self._take(prefer=None)
         self._lease = lease
+        self._granted_until_ms = until_ms
         self._generator = Generator(
             lease.worker_id,
             self.datacenter_id,
@@ -113,7 +116,7 @@ class LeaseKeeper:
         status = generator_status(self._generator, self._lease.where if self._lease else None)
         if self._lease is None and self._lost_reason and status["serving"]:
             status["lease_lost"] = self._lost_reason
-            status["issuing_until_ms"] = until = max(self._written)
+            status["issuing_until_ms"] = until = self._granted_until_ms
             if self._clock() > until:
                 status["serving"] = False
                 status["reason"] = f"{self._lost_reason}; its horizon passed, leasing again"
@@ -180,7 +183,7 @@ class LeaseKeeper:
                 "uid.lease.lost",
                 reason=reason,
                 worker_id=generator.worker_id,
-                issuing_until_ms=max(self._written) if generator.serving else None,
+                issuing_until_ms=self._granted_until_ms if generator.serving else None,
             )
             with contextlib.suppress(Exception):
                 # Records our highest horizon, never less: we may still issue up to it.
@@ -206,6 +209,7 @@ class LeaseKeeper:
             except Exception as exc:  # any failure to persist means we may not issue further
                 return f"could not renew the lease on {lease.where}: {exc!r}"
             self.generator.extend(until)
+            self._granted_until_ms = until
             self._written = (until,)  # confirmed: the earlier ones can no longer be the newest
             self.renewals += 1
 
@@ -223,6 +227,7 @@ class LeaseKeeper:
             self._lease = lease
             self._lost_reason = None
             generator.grant(until_ms, worker_id=lease.worker_id, after_ms=after_ms)
+            self._granted_until_ms = until_ms
             logger.info(
                 "uid.lease.resumed",
                 where=lease.where,

@@ -275,10 +275,15 @@ class TestLosingTheBrokerConnection:
             from_cut_off = asyncio.create_task(drain(first))
             second = await successor.start()  # the broker let it have id 11 at once
             from_successor = [await second.next_id_async() for _ in range(2000)]
-            issued = [*await from_cut_off, *from_successor]
+            await successor.stop()  # and the id goes back to the holder that was cut off
+            proxy.restore()
+            back = [await first_id_issued(first)] + [await first.next_id_async() for _ in range(99)]
+
+            issued = [*await from_cut_off, *from_successor, *back]
             assert len(set(issued)) == len(issued)
             assert max(decode(i).timestamp_ms for i in await from_cut_off) <= issuing_until
             assert min(decode(i).timestamp_ms for i in from_successor) > issuing_until
+            assert min(back) > max(from_successor), "it resumed after its successor's ids"
         finally:
             await successor.stop()
             proxy.restore()
