@@ -3,8 +3,8 @@
 An exclusive queue belongs to the one connection that declared it: another connection declaring
 it gets RESOURCE_LOCKED, and the broker deletes it when the owning connection dies. That is a
 ZooKeeper ephemeral node without ZooKeeper. The lease uses a plain (not robust) connection: a
-silent reconnect would re-declare the queue behind the keeper's back, and the keeper must stop
-issuing ids the moment the connection drops.
+silent reconnect would re-declare the queue behind the keeper's back, and the keeper must know
+the moment the connection drops: from then on it issues only up to the horizon it persisted.
 
 The horizon lives in a durable queue ``uid.horizon.<dc>.<worker>`` that keeps only its newest
 message (``x-max-length: 1``). A new holder reads it without consuming it, then publishes its own
