@@ -81,7 +81,6 @@ KNIFE_PARAMS = {
         "access": {"ssh_key": "megam_ec2", "identity_file": "~/.ssh/megam_ec2.pem"},
     },
     "run_list": ["role[web]", "recipe[nginx::default]"],
-    "knife_rb": "/srv/chef/.chef/knife.rb",
 }
 
 
@@ -96,6 +95,15 @@ class TestJobParams:
         local = params.check(params.RunListParams, {"run_list": ["role[web]"]}, "local.create")
         assert local.run_list == ["role[web]"]
         assert params.check(params.NoParams, {}, "local.delete") == params.NoParams()
+
+    def test_a_knife_rb_path_on_the_herk_host_is_refused_saying_how_to_hand_one_over(
+        self,
+    ) -> None:
+        raw = {**KNIFE_PARAMS, "knife_rb": "/srv/chef/.chef/knife.rb"}
+        with pytest.raises(params.ParamsError) as refused:
+            params.check(params.KnifeParams, raw, "knife.create")
+        assert params.KNIFE_RB_REFUSED in str(refused.value)
+        assert "credential `knife_rb`" in str(refused.value)
 
     @pytest.mark.parametrize(
         ("kind", "raw", "where"),

@@ -83,5 +83,12 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+RETRY_AFTER_SECONDS: Final = "1"
+"""A 503 is a backend that cannot serve right now (nothing was kept): say when to try again."""
+
+
 def _error(err: ApiError) -> web.Response:
-    return envelope.json(envelope.error(err), err.status)
+    response = envelope.json(envelope.error(err), err.status)
+    if err.status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response

@@ -1,12 +1,13 @@
 """Chef command lines: ``knife <cloud> server create|delete`` and ``chef-client --local-mode``.
 
 The command lines are the ones the current plugins accept (``TARGETS``; checked against their
-option tables in ``tests/fakes/knife-options.json``): the original's fields (megam-original.md
+option tables in ``tests/fakes/knife-options.json``): the original's fields (docs/original.md
 §4.2) reach the options that now mean them, in long forms, with every option the plugin
 requires, in a fixed order, one argv element per value (never a shell string). Cloud
 credentials never go into argv: they are written to a private knife config (a 0600 file in a
-0700 temporary directory) that loads the user's knife.rb first and is passed with
-``--config``; the directory is removed when the job ends. knife-google reads its service
+0700 directory under herk's data dir, see :class:`KnifeConfig`) that loads the tenant's
+knife.rb first and is passed with ``--config``; the directory is removed when the job ends,
+and by the guardian or the next start when herk dies first. knife-google reads its service
 account key from a file beside it, named by ``GOOGLE_APPLICATION_CREDENTIALS``.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from megam.params import EC2_INSTANCE_ID, Cloud, KnifeParams
+from megam.secrets import ruby_single_quoted_body
 
 TARGETS: Final = {
     "ec2": "knife-ec2 2.2.0",
@@ -110,6 +112,11 @@ REQUIRED_CREDENTIALS: Final[dict[str, tuple[str, ...]]] = {
 """Sealed secrets each cloud needs; knife-ec2 and friends fail without them."""
 
 GOOGLE_CREDENTIALS_FILE: Final = "google.json"
+TENANT_KNIFE_RB: Final = "knife_rb"
+"""The sealed secret holding the tenant's own knife.rb (its content, never a path)."""
+TENANT_KNIFE_RB_FILE: Final = "tenant.rb"
+FILE_SECRETS: Final = frozenset({"google_json", TENANT_KNIFE_RB})
+"""Secrets written to a file of their own rather than as ``knife[:key]`` settings."""
 _CREDENTIAL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -213,10 +220,18 @@ def _field(cloud: Cloud, path: str) -> str:
 
 
 class KnifeConfig:
-    """A private knife config for one job: ``with KnifeConfig(...) as path: run knife -c path``."""
+    """A private knife config for one job: ``with KnifeConfig(...) as path: run knife -c path``.
+
+    It is written in a fresh 0700 directory under ``under``, a herk process's private directory
+    (herk.orphans.private_directory), never in a shared temporary directory: the herk node's
+    guardian and the next herk start remove what a killed herk left there. The tenant's own
+    knife.rb comes only as the sealed secret ``knife_rb`` (its content, handed over through the
+    API); herk writes it beside the config and loads it first. No path on the herk host is ever
+    loaded: knife runs a knife.rb as Ruby.
+    """
 
     def __init__(
-        self, cctype: str, secrets: Mapping[str, str], knife_rb: str | None = None
+        self, cctype: str, secrets: Mapping[str, str], *, under: Path | None = None
     ) -> None:
         missing = [k for k in REQUIRED_CREDENTIALS[cctype] if not secrets.get(k)]
         if missing:
@@ -228,35 +243,47 @@ class KnifeConfig:
             raise CredentialsError(f"secret names must be lower_snake_case: {', '.join(bad)}")
         self._cctype = cctype
         self._secrets = dict(secrets)
-        self._knife_rb = knife_rb
+        self._under = under
         self.directory: Path | None = None
 
     def __enter__(self) -> Path:
-        self.directory = Path(tempfile.mkdtemp(prefix="megam-knife-"))  # mkdtemp makes it 0700
-        config = self.directory / "knife.rb"
-        _write_private(config, self._render())
-        if self._cctype == "google":
-            _write_private(self.directory / GOOGLE_CREDENTIALS_FILE, self._secrets["google_json"])
-        return config
+        if self._under is None:
+            raise ValueError("a knife config is written only under a herk private directory")
+        self.directory = Path(tempfile.mkdtemp(prefix="knife-", dir=self._under))  # 0700
+        try:
+            self._write_files(self.directory)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.directory / "knife.rb"
 
     def __exit__(self, *_: object) -> None:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
-    def _render(self) -> str:
+    def _write_files(self, directory: Path) -> None:
+        tenant_rb = self._secrets.get(TENANT_KNIFE_RB)
+        if tenant_rb:
+            _write_private(directory / TENANT_KNIFE_RB_FILE, tenant_rb)
+        if self._cctype == "google":
+            _write_private(directory / GOOGLE_CREDENTIALS_FILE, self._secrets["google_json"])
+        _write_private(directory / "knife.rb", self._render(directory if tenant_rb else None))
+
+    def _render(self, tenant_rb_in: Path | None) -> str:
         lines = ["# Written by herk for one job; removed when the job ends."]
-        if self._knife_rb:
-            lines.append(f"Chef::Config.from_file({ruby_string(self._knife_rb)})")
+        if tenant_rb_in is not None:
+            tenant_rb = str(tenant_rb_in / TENANT_KNIFE_RB_FILE)
+            lines.append(f"Chef::Config.from_file({ruby_string(tenant_rb)})")
         for key in sorted(self._secrets):
-            if key != "google_json":
+            if key not in FILE_SECRETS:
                 lines.append(f"knife[:{key}] = {ruby_string(self._secrets[key])}")
         return "\n".join(lines) + "\n"
 
 
 def ruby_string(value: str) -> str:
-    """A single-quoted Ruby literal: only backslash and quote are special there."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A single-quoted Ruby literal."""
+    return "'" + ruby_single_quoted_body(value) + "'"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -1,5 +1,8 @@
 """A job attempt's output as log events: masked, numbered, and batched (≤100 lines or ≤50 ms).
 
+The mask (megam.secrets.Masker) covers every form herk writes a secret in, and each line of a
+multi-line secret, since output arrives here a line at a time.
+
 Runs in the worker thread. ``publish`` blocks until the broker confirmed the batch, so a job that
 prints faster than the broker takes its lines is slowed down (its pipe fills) instead of herk
 buffering without bound.
@@ -12,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from megam.secrets import mask
+from megam.secrets import Masker
 from megam.wire import LogLine
 
 MAX_BATCH_LINES: Final = 100
@@ -30,7 +33,7 @@ class LogStream:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publish = publish
-        self._secrets = tuple(secrets)
+        self._mask = Masker(secrets)
         self._max_lines = max_lines
         self._max_delay = max_delay
         self._clock = clock
@@ -42,7 +45,7 @@ class LogStream:
         self.seq += 1
         if not self._buffer:
             self._first_at = self._clock()
-        self._buffer.append(LogLine(self.seq, stream, mask(text, self._secrets), time.time()))
+        self._buffer.append(LogLine(self.seq, stream, self._mask(text), time.time()))
         if len(self._buffer) >= self._max_lines:
             self.flush()
 
@@ -65,4 +68,4 @@ class LogStream:
         return batch
 
     def mask(self, text: str) -> str:
-        return mask(text, self._secrets)
+        return self._mask(text)

@@ -19,6 +19,13 @@ Pids are reused, so a record is trusted only with proof that the group is still 
 A record that fails both (its group is gone, or a torn write) is dropped without killing
 anything. Only the holder of the directory's lock may reap or record: the live node, or once it
 died, its guardian; a second node started with the same name and data dir is refused.
+
+Jobs' private files (the knife config with the cloud's keys) live in
+``<data dir>/herk/.private/<pid>-<start time>/``, a 0700 directory owned by the herk process of
+that pid and start time. A job removes its own files when it ends; :meth:`GroupRegistry.reap`
+also removes every such directory whose owner is no longer alive (gone, a zombie, or its pid
+reused), so the keys of a herk killed mid-job are gone as soon as its guardian reaps, or at the
+latest when a herk node starts on that data dir again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -48,8 +56,49 @@ A live node holds it for good."""
 LOCK_RETRY_SECONDS: Final = 0.01
 
 
+PRIVATE_NAME: Final = ".private"
+"""Beside the nodes' directories; only ``<pid>-<start time>`` entries in it are ever removed."""
+
+
 def groups_directory(data_dir: Path, herk: str) -> Path:
     return data_dir / "herk" / herk / "groups"
+
+
+def private_root(data_dir: Path) -> Path:
+    return data_dir / "herk" / PRIVATE_NAME
+
+
+def private_directory(data_dir: Path) -> Path:
+    """This process's directory for its jobs' private files (0700, created on first use)."""
+    pid = os.getpid()
+    directory = private_root(data_dir) / f"{pid}-{start_time(pid)}"
+    private_root(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def remove_abandoned_private(root: Path) -> list[Path]:
+    """Remove the private directories under ``root`` whose owning process is not alive."""
+    removed = []
+    for path in sorted(root.iterdir()) if root.is_dir() else ():
+        if not _owner_alive(path.name):
+            shutil.rmtree(path, ignore_errors=True)
+            logger.warning("orphans.private_removed", directory=str(path))
+            removed.append(path)
+    return removed
+
+
+def _owner_alive(name: str) -> bool:
+    pid, _, started = name.partition("-")
+    if not (pid.isdigit() and started.isdigit()):
+        return True  # not a private directory: never removed
+    return process_alive(int(pid), int(started))
+
+
+def process_alive(pid: int, started: int | None) -> bool:
+    """The process of this pid and start time runs (a zombie does not: it is only a record)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in "ZX" and int(fields[19]) == started
 
 
 class RegistryBusy(RuntimeError):
@@ -121,7 +170,14 @@ class GroupRegistry:
                 self.forget(pgid)
 
     def reap(self) -> list[Record]:
-        """Kill every recorded group that is provably a job's leftover; drop all records."""
+        """Kill every recorded group that is provably a job's leftover; drop all records; remove
+        the private files of dead herk processes."""
+        reaped = self._reap_groups()
+        # data_dir/herk/<name>/groups -> data_dir/herk/.private
+        remove_abandoned_private(self.directory.parent.parent / PRIVATE_NAME)
+        return reaped
+
+    def _reap_groups(self) -> list[Record]:
         reaped: list[Record] = []
         for path in sorted(self.directory.iterdir()):
             if not path.name.isdigit():

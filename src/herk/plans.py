@@ -1,7 +1,8 @@
 """How an accepted job runs: its argv, environment and working directory, ready for the runner.
 
 ``plan(job, data_dir)`` is a context manager because some plans own files for the job's lifetime
-(the private knife config); they are removed when the job ends, whatever its outcome.
+(the private knife config, under herk.orphans.private_directory); they are removed when the job
+ends, whatever its outcome, and by the guardian or the next herk start if herk dies first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from herk import chef
 from herk.admission import Job
 from herk.environment import job_environment
+from herk.orphans import private_directory
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,7 +61,8 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
             else chef.knife_delete_argv
         )
         cloud = job.params.cloud
-        with chef.KnifeConfig(cloud.cctype, job.secrets, job.params.knife_rb) as config:
+        private = private_directory(data_dir)
+        with chef.KnifeConfig(cloud.cctype, job.secrets, under=private) as config:
             argv = build(job.params, job.request.node, config)
             env.update(chef.knife_environment(cloud.cctype, config))
             yield made(argv)

@@ -88,15 +88,30 @@ class Cloud(Params, frozen=True):
     access: CloudAccess = CloudAccess()
 
 
+KNIFE_RB_REFUSED: Final = (
+    "knife_rb: a path on the herk host is refused: knife loads a knife.rb as Ruby, and herk runs "
+    "only what was handed over through the API. Give its content as the credential `knife_rb` "
+    "of the cloud (sealed like the cloud's keys)."
+)
+
+
 class KnifeParams(Params, frozen=True):
-    """``knife.create`` / ``knife.delete``: a cloud, a run list and an optional knife.rb."""
+    """``knife.create`` / ``knife.delete``: a cloud and a run list.
+
+    ``knife_rb`` survives only to refuse it with a reason: it named a file on the herk host, which
+    a tenant could point at any Ruby file there. The tenant's knife.rb now travels sealed, as the
+    cloud's credential ``knife_rb`` (herk.chef.KnifeConfig)."""
 
     cloud: Cloud
     run_list: list[RunListItem] = []
-    knife_rb: LocalPath | None = None
+    knife_rb: str | None = None
     instance_id: ArgValue = ""
     """``knife.delete``: the cloud's id of the server, as ``server create`` printed it
     (:func:`recorded_instance_id`); knife-ec2 and knife-openstack delete by id."""
+
+    def __post_init__(self) -> None:
+        if self.knife_rb is not None:
+            raise ValueError(KNIFE_RB_REFUSED)
 
 
 INSTANCE_ID_LINE: Final = re.compile(

@@ -3,8 +3,8 @@
 An exclusive queue belongs to the one connection that declared it: another connection declaring
 it gets RESOURCE_LOCKED, and the broker deletes it when the owning connection dies. That is a
 ZooKeeper ephemeral node without ZooKeeper. The lease uses a plain (not robust) connection: a
-silent reconnect would re-declare the queue behind the keeper's back, and the keeper must stop
-issuing ids the moment the connection drops.
+silent reconnect would re-declare the queue behind the keeper's back, and the keeper must know
+the moment the connection drops: from then on it issues only up to the horizon it persisted.
 
 The horizon lives in a durable queue ``uid.horizon.<dc>.<worker>`` that keeps only its newest
 message (``x-max-length: 1``). A new holder reads it without consuming it, then publishes its own
@@ -21,6 +21,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from megam import log
+from megam.snowflake import wall_ms
 from uid.lease import UNKNOWN_HORIZON, Lease, Leaser, LeaseUnavailable, candidates, unavailable
 
 logger = log.get("uid.lease.amqp")
@@ -37,6 +38,8 @@ def horizon_queue(datacenter_id: int, worker_id: int) -> str:
 
 
 class AmqpLease(Lease):
+    can_be_lost_while_running = True
+
     def __init__(
         self,
         connection: AbstractConnection,
@@ -103,9 +106,16 @@ class AmqpLeaser(Leaser):
             )
         except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
             raise LeaseUnavailable(f"cannot reach RabbitMQ to lease a worker id: {exc!r}") from exc
+        # Automatic ids: first only those free of a horizon still running (a holder that vanished
+        # less than a detached horizon ago), so that a restart after a crash need not wait it out.
+        passes = (True, False) if worker_id is None else (False,)
         try:
-            for candidate in candidates(worker_id, prefer):
-                lease = await self._try(connection, datacenter_id, candidate)
+            for fresh_only, candidate in (
+                (fresh, c) for fresh in passes for c in candidates(worker_id, prefer)
+            ):
+                lease = await self._try(
+                    connection, datacenter_id, candidate, fresh_only and candidate != prefer
+                )
                 if lease is not None:
                     logger.info(
                         "uid.lease.acquired",
@@ -121,14 +131,19 @@ class AmqpLeaser(Leaser):
         raise unavailable(self.kind, datacenter_id, worker_id)
 
     async def _try(
-        self, connection: AbstractConnection, datacenter_id: int, worker_id: int
+        self, connection: AbstractConnection, datacenter_id: int, worker_id: int, fresh_only: bool
     ) -> AmqpLease | None:
         channel = await connection.channel(publisher_confirms=True)
+        name = lease_queue(datacenter_id, worker_id)
         try:
-            await channel.declare_queue(lease_queue(datacenter_id, worker_id), exclusive=True)
+            await channel.declare_queue(name, exclusive=True)
         except aiormq.exceptions.ChannelLockedResource:
             return None  # the broker closed this channel; the connection is still fine
         previous = await _read_horizon(channel, horizon_queue(datacenter_id, worker_id))
+        if fresh_only and (previous == UNKNOWN_HORIZON or previous >= wall_ms()):
+            await channel.queue_delete(name)  # give it back: another id may need no wait
+            await channel.close()
+            return None
         return AmqpLease(connection, channel, datacenter_id, worker_id, previous)
 
 

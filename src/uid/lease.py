@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from typing import ClassVar
 
 from megam.snowflake import MAX_WORKER
 
@@ -21,6 +22,11 @@ class LeaseUnavailable(RuntimeError):
 
 
 class Lease(abc.ABC):
+    can_be_lost_while_running: ClassVar[bool] = False
+    """True when the lease can be lost while its holder still runs (a broker connection that
+    drops); then the holder keeps issuing until the horizon it persisted, and persists a longer
+    one (``LeasePolicy.detached_horizon_ms``) so that an outage of the lock does not stop ids."""
+
     def __init__(self, datacenter_id: int, worker_id: int, previous_horizon_ms: int) -> None:
         self.datacenter_id = datacenter_id
         self.worker_id = worker_id

@@ -11,7 +11,8 @@ Knobs (environment variables; herk passes them through with ``MEGAM_HERK_PASSENV
 * ``MEGAM_FAKE_PIDS``       file to write the hanging process's pid and its grandchild's pid to
 * ``MEGAM_FAKE_IGNORE_TERM`` ``1``: ignore SIGTERM while hanging (so only SIGKILL stops it)
 * ``MEGAM_FAKE_LINES``      print this many extra progress lines
-* ``MEGAM_FAKE_DEBUG``      ``1``: knife prints the config it loaded, as ``knife -VV`` does
+* ``MEGAM_FAKE_DEBUG``      ``1``: knife prints the config it loaded, as ``knife -VV`` does;
+  ``2``: it also prints the config and credentials files line by line, as they are on disk
 """
 
 from __future__ import annotations

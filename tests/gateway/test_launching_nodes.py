@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from megam import wire
+from megam.params import KNIFE_RB_REFUSED
 
 EC2_CLOUD = {
     "name": "aws",
@@ -137,12 +138,17 @@ class TestShortForm:
         assert request.sealed is not None
         assert gateway.sealer.unseal(request.sealed) == EC2_CLOUD["credentials"]
 
-    async def test_knife_rb_is_passed_on_when_given(self, gateway: Any, job_requests: Any) -> None:
+    async def test_a_knife_rb_path_on_the_herk_host_is_refused_with_the_reason(
+        self, gateway: Any
+    ) -> None:
         api = await gateway.onboard()
         await api.created("/v1/predefclouds/content", EC2_CLOUD)
-        await api.launch("kn.example.com", cloud="aws", knife_rb="/srv/chef/.chef/knife.rb")
-        [delivery] = await job_requests.wait_for(1)
-        assert decoded(delivery).params["knife_rb"] == "/srv/chef/.chef/knife.rb"
+        response = await api.post(
+            "/v1/nodes/content",
+            {"node_name": "kn.example.com", "predefcloud": "aws", "knife_rb": "/srv/knife.rb"},
+        )
+        assert response.status == 400
+        assert KNIFE_RB_REFUSED in (await response.json())["msg"]
 
     async def test_the_command_is_built_from_the_cloud_tool_template(self, gateway: Any) -> None:
         api = await gateway.onboard()

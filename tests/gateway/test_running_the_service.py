@@ -48,6 +48,13 @@ class TestOperationalRoutes:
         assert ready.status == 503
         assert (await ready.json())["store"].startswith("unavailable")
 
+    async def test_a_503_says_when_to_try_again(self, gateway: Any) -> None:
+        api = await gateway.tenant()
+        await gateway.client.app[SERVICES].store.close()
+        response = await api.get("/v1/nodes")
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+
     async def test_every_response_carries_its_request_id(self, gateway: Any) -> None:
         response = await gateway.client.get("/healthz")
         assert len(response.headers["X-Request-Id"]) == 32

@@ -72,12 +72,15 @@ class TestKnifeServerCreate:
     ) -> None:
         monkeypatch.setenv("MEGAM_FAKE_DEBUG", "1")  # knife -VV style: prints the loaded secrets
         monkeypatch.setenv("MEGAM_AMQP_URL", "amqp://guest:guest@broker/")  # must not reach jobs
-        knife_rb = tmp_path / "chef-repo" / ".chef" / "knife.rb"
-        knife_rb.parent.mkdir(parents=True)
-        knife_rb.write_text("log_level :info\n")
         await start_herk(bus)
-        params = {**EC2_PARAMS, "knife_rb": str(knife_rb)}
-        request = await submit(bus, job_request("knife.create", params, sealed=ec2_secrets(sealer)))
+        sealed = sealer.seal(
+            {
+                "aws_access_key_id": ACCESS_KEY,
+                "aws_secret_access_key": SECRET_KEY,
+                "knife_rb": "log_level :info\n",  # the tenant's knife.rb, handed over sealed
+            }
+        )
+        request = await submit(bus, job_request("knife.create", EC2_PARAMS, sealed=sealed))
 
         done = await events.terminal(request.job_id)
         assert done.state == "succeeded", done.reason
@@ -324,14 +327,15 @@ class TestKnifeArgvPerCloud:
     @pytest.mark.parametrize("cctype", ["ec2", "google", "openstack"])
     @pytest.mark.parametrize("action", ["create", "delete"])
     def test_knife_accepts_the_argv(
-        self, cctype: str, action: str, fakes_on_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, cctype: str, action: str, fakes_on_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
     ) -> None:
         build = chef.knife_create_argv if action == "create" else chef.knife_delete_argv
         params = _params(cctype, tenant_id="tenant-9")
         if action == "delete" and cctype != "google":
             instance = "i-0abc1234def567890" if cctype == "ec2" else "3f1c2a7e-0000-4000-8000-1"
             params = msgspec.structs.replace(params, instance_id=instance)
-        with chef.KnifeConfig(cctype, CREDENTIALS[cctype]) as config:
+        with chef.KnifeConfig(cctype, CREDENTIALS[cctype], under=tmp_path) as config:
             argv = build(params, "web1.megam.co", config)
             result = subprocess.run(
                 [str(fakes_on_path / argv[0]), *argv[1:]],
@@ -346,9 +350,9 @@ class TestKnifeArgvPerCloud:
         assert "Error:" not in result.stdout and "deprecated" not in result.stdout
 
     def test_google_names_the_instance_without_dots_and_passes_its_key_by_environment(
-        self,
+        self, tmp_path: Path
     ) -> None:
-        with chef.KnifeConfig("google", CREDENTIALS["google"]) as config:
+        with chef.KnifeConfig("google", CREDENTIALS["google"], under=tmp_path) as config:
             argv = chef.knife_create_argv(_params("google"), "web1.megam.co", config)
             env = chef.knife_environment("google", config)
             credentials = Path(env["GOOGLE_APPLICATION_CREDENTIALS"])
@@ -365,8 +369,10 @@ class TestKnifeArgvPerCloud:
             "--connection-port", "22", "--image-os-type", "linux",
         ]  # fmt: skip
 
-    def test_openstack_passes_the_tenant_and_what_knife_openstack_requires(self) -> None:
-        with chef.KnifeConfig("openstack", CREDENTIALS["openstack"]) as config:
+    def test_openstack_passes_the_tenant_and_what_knife_openstack_requires(
+        self, tmp_path: Path
+    ) -> None:
+        with chef.KnifeConfig("openstack", CREDENTIALS["openstack"], under=tmp_path) as config:
             argv = chef.knife_create_argv(
                 _params("openstack", tenant_id="tenant-9"), "n1.megam.co", config
             )
@@ -374,9 +380,9 @@ class TestKnifeArgvPerCloud:
         assert argv[argv.index("--connection-protocol") + 1] == "ssh"
         assert argv[argv.index("--image-os-type") + 1] == "linux"
 
-    def test_hp_has_no_command_line(self) -> None:
+    def test_hp_has_no_command_line(self, tmp_path: Path) -> None:
         with (
-            chef.KnifeConfig("hp", CREDENTIALS["hp"]) as config,
+            chef.KnifeConfig("hp", CREDENTIALS["hp"], under=tmp_path) as config,
             pytest.raises(chef.KnifeParamsError, match="HP Helion Public Cloud closed"),
         ):
             chef.knife_create_argv(_params("hp"), "n1.megam.co", config)
@@ -401,9 +407,9 @@ class TestKnifeArgvPerCloud:
         problem = chef.knife_problem(validate("knife", raw), "delete")  # type: ignore[arg-type]
         assert problem is not None and "needs access.zone" in problem
 
-    def test_empty_values_are_left_out(self) -> None:
+    def test_empty_values_are_left_out(self, tmp_path: Path) -> None:
         params = validate("knife", {"cloud": {"cctype": "ec2", "spec": {"image": "ami-1"}}})
-        with chef.KnifeConfig("ec2", CREDENTIALS["ec2"]) as config:
+        with chef.KnifeConfig("ec2", CREDENTIALS["ec2"], under=tmp_path) as config:
             argv = chef.knife_create_argv(params, "n1.megam.co", config)  # type: ignore[arg-type]
         assert argv[argv.index("--node-name") :] == [
             "--node-name", "n1.megam.co", "--image", "ami-1", "--chef-license", "accept"
@@ -430,18 +436,32 @@ class TestInstanceIdsFromCreatesOutput:
 
 
 class TestPrivateKnifeConfig:
-    def test_secrets_live_in_a_private_file_that_is_removed_afterwards(self) -> None:
-        tricky = {"aws_access_key_id": "AKIA'quote\\slash", "aws_secret_access_key": "s3cr3tkey"}
-        with chef.KnifeConfig("ec2", tricky, "/repo/.chef/knife.rb") as config:
+    def test_secrets_live_in_a_private_file_that_is_removed_afterwards(
+        self, tmp_path: Path
+    ) -> None:
+        tricky = {
+            "aws_access_key_id": "AKIA'quote\\slash",
+            "aws_secret_access_key": "s3cr3tkey",
+            "knife_rb": "log_level :info\n",
+        }
+        with chef.KnifeConfig("ec2", tricky, under=tmp_path) as config:
             text = config.read_text()
-            assert oct(config.stat().st_mode & 0o777) == "0o600"
+            tenant_rb = config.parent / "tenant.rb"
+            assert tenant_rb.read_text() == "log_level :info\n"
+            for path in (config, tenant_rb):
+                assert oct(path.stat().st_mode & 0o777) == "0o600"
             assert oct(config.parent.stat().st_mode & 0o777) == "0o700"
+            assert config.parent.parent == tmp_path
         assert not config.parent.exists()
         assert text.splitlines()[1:] == [
-            "Chef::Config.from_file('/repo/.chef/knife.rb')",
+            f"Chef::Config.from_file('{tenant_rb}')",
             "knife[:aws_access_key_id] = 'AKIA\\'quote\\\\slash'",
             "knife[:aws_secret_access_key] = 's3cr3tkey'",
         ]
+
+    def test_a_config_is_never_written_outside_a_private_directory(self) -> None:
+        with pytest.raises(ValueError, match="private directory"):
+            chef.KnifeConfig("ec2", CREDENTIALS["ec2"]).__enter__()
 
     def test_missing_credentials_are_refused_before_knife_runs(self) -> None:
         with pytest.raises(chef.CredentialsError, match="aws_secret_access_key"):
@@ -483,7 +503,7 @@ class TestTheKnifeStandIn:
         assert result.returncode == 1 and "0o644" in result.stderr
 
     def test_delete_without_yes_asks_and_stops(self, fakes_on_path: Path, tmp_path: Path):
-        with chef.KnifeConfig("ec2", CREDENTIALS["ec2"]) as config:
+        with chef.KnifeConfig("ec2", CREDENTIALS["ec2"], under=tmp_path) as config:
             result = self.run(
                 fakes_on_path, "ec2", "server", "delete", "i-0abc1234", "-c", str(config)
             )

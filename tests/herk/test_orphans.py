@@ -18,10 +18,16 @@ import structlog
 from herk_testkit import SLEEPER, kill_quietly, read_pids, until, wait_dead, wait_for_file
 
 from herk.control import JobControl
-from herk.guardian import Guardian, guard
+from herk.guardian import DISMISSED, Guardian, guard
 from herk.logstream import LogStream
 from herk.node import HerkNode
-from herk.orphans import GroupRegistry, RegistryBusy, start_time
+from herk.orphans import (
+    GroupRegistry,
+    RegistryBusy,
+    private_directory,
+    private_root,
+    start_time,
+)
 from herk.provision.local import alive
 from herk.runner import Ending, ProcessResult, run_process
 from megam.bus import Bus
@@ -176,6 +182,101 @@ class TestReapingLeftovers:
         assert [r.pgid for r in reaped] == [leader.pid]
         assert await gone([grandchild])
         assert records(directory) == []
+
+
+def private_files_of_a_process(data_dir: Path, *, linger: bool = False) -> subprocess.Popen[bytes]:
+    """Another process that makes its private directory, puts a secret in it and exits, or with
+    ``linger`` stays until killed (it is not waited for: a zombie until the caller waits)."""
+    code = (
+        "import sys, time; from pathlib import Path; from herk.orphans import private_directory; "
+        "(private_directory(Path(sys.argv[1])) / 'knife.rb').write_text('secret'); "
+        "time.sleep(600 if sys.argv[2] == 'linger' else 0)"
+    )
+    mode = "linger" if linger else "exit"
+    return subprocess.Popen([sys.executable, "-c", code, str(data_dir), mode])
+
+
+def private_entries(data_dir: Path) -> list[str]:
+    return sorted(path.name for path in private_root(data_dir).iterdir())
+
+
+class TestPrivateFilesOfADeadHerkAreRemoved:
+    async def test_the_directory_of_a_process_that_is_gone_is_removed_at_reap(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        owner = private_files_of_a_process(tmp_path)
+        owner.wait()
+        [entry] = private_entries(tmp_path)
+        assert entry == f"{owner.pid}-{entry.split('-')[1]}"
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == []
+
+    async def test_a_zombie_owner_counts_as_dead(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        owner = private_files_of_a_process(tmp_path)
+        await until(lambda: _state(owner.pid) == "Z", "the owner to exit unwaited")
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == []
+        owner.wait()
+
+    async def test_a_live_processs_directory_and_foreign_entries_are_kept(
+        self, registry: GroupRegistry, tmp_path: Path
+    ) -> None:
+        mine = private_directory(tmp_path)
+        (mine / "knife.rb").write_text("secret")
+        (private_root(tmp_path) / "groups").mkdir()  # e.g. a herk named ".private"
+        restarted(registry).reap()
+        assert private_entries(tmp_path) == sorted([mine.name, "groups"])
+        assert (mine / "knife.rb").exists()
+        assert oct(mine.stat().st_mode & 0o777) == "0o700"
+
+
+class TestTheGuardianRemovesTheDeadNodesPrivateFiles:
+    """The node's end of the pipe closes a moment before the node is dead: its private files
+    look in use until then, so the guardian waits for the death itself."""
+
+    async def test_it_waits_for_the_node_to_be_dead_before_the_reap(
+        self, directory: Path, tmp_path: Path
+    ) -> None:
+        directory.mkdir(parents=True)
+        node = private_files_of_a_process(tmp_path, linger=True)
+        await until(lambda: len(list(private_root(tmp_path).glob("*/knife.rb"))) == 1, "files")
+        read_end, write_end = os.pipe()
+        os.close(write_end)  # end-of-file while the "node" still runs
+        try:
+            reaping = asyncio.create_task(
+                asyncio.to_thread(guard, read_end, directory, 30, node.pid)
+            )
+            await asyncio.sleep(0.3)  # the guardian is waiting: nothing may be removed yet
+            assert private_entries(tmp_path) != []
+            node.kill()
+            node.wait()
+            await reaping
+        finally:
+            os.close(read_end)
+        assert private_entries(tmp_path) == []
+
+    async def test_a_node_that_dismisses_it_is_not_waited_for(
+        self, directory: Path, tmp_path: Path
+    ) -> None:
+        directory.mkdir(parents=True)
+        node = private_files_of_a_process(tmp_path, linger=True)
+        await until(lambda: len(list(private_root(tmp_path).glob("*/knife.rb"))) == 1, "files")
+        read_end, write_end = os.pipe()
+        os.write(write_end, DISMISSED)
+        os.close(write_end)
+        try:
+            await asyncio.to_thread(guard, read_end, directory, 30, node.pid)
+            assert private_entries(tmp_path) != [], "the node lives: its files are kept"
+        finally:
+            os.close(read_end)
+            node.kill()
+            node.wait()
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 class TestRecordsWithoutProofAreDroppedWithoutKilling:
