@@ -78,6 +78,7 @@ async def add_clouds(procs: Processes) -> None:
             {
                 "name": "gce",
                 "spec": {"type_name": "google", "image": "debian-12", "flavor": "e2-small"},
+                "access": {"zone": "europe-west1-b"},
                 "credentials": GOOGLE_SECRETS,
             },
         )

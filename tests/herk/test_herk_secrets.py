@@ -20,7 +20,14 @@ from megam.secrets import Sealer
 from tests.hostile_secrets import GOOGLE_JSON, HOSTILE, PLAIN_ACCESS_KEY, found_in
 
 EC2 = {"cloud": {"cctype": "ec2", "spec": {"image": "ami-0abc1234"}}, "run_list": ["role[web]"]}
-GOOGLE = {"cloud": {"cctype": "google", "spec": {"image": "debian-12"}}, "run_list": []}
+GOOGLE = {
+    "cloud": {
+        "cctype": "google",
+        "spec": {"image": "debian-12", "flavor": "e2-small"},
+        "access": {"zone": "europe-west1-b"},
+    },
+    "run_list": [],
+}
 
 
 class RawEvents:
