@@ -27,16 +27,19 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from gateway import lifecycle
-from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.rules import jobs as job_rules
+from gateway.rules import nodes as node_rules
+from gateway.rules import retention
+from gateway.store.base import Conflict, Store, StoreError
 from gateway.store.records import (
     ROLLUP_STEPS,
     Account,
     CancelOutcome,
+    Changes,
     CloudTarget,
     Document,
     EventOutcome,
     HerkNode,
-    HistoryEntry,
     Job,
     Launch,
     LogHit,
@@ -202,22 +205,9 @@ class MongoStore(Store):
     @_mapped
     async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
         async def write(session: AsyncClientSession) -> None:
-            node = await self._db.nodes.find_one(
-                {"_id": job.node_id, "account_id": job.account_id}, session=session
-            )
-            if node is None:
-                raise Conflict(f"node {job.node_name} does not exist")
-            if node["status"] == _DELETED:
-                raise Conflict(f"node {job.node_name} is already deleted")
-            pending = await self._db.jobs.find_one(
-                {"node_id": job.node_id, "req_type": job.req_type, "state": {"$in": _UNFINISHED}},
-                session=session,
-            )
-            if pending is not None:
-                raise Conflict(
-                    f"a {job.req_type} request for {job.node_name} is already in progress "
-                    f"(job {pending['_id']})"
-                )
+            node = await self._load_node(job.node_id, session, job.account_id)
+            pending = await self._unfinished_job(job.node_id, session, job.req_type)
+            node_rules.admit_request(job, node, pending)
             await self._insert_job(job, outbox, session)
 
         await self._transaction(write)
@@ -285,34 +275,15 @@ class MongoStore(Store):
 
     @_mapped
     async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
-        found = await self._db.nodes.find_one(
-            {"account_id": account_id, "name": name, "status": {"$ne": _DELETED}}
-        )
-        if found is None:
-            raise NotStored(f"you have no live node named {name}")
-        node = _node(found)
-        renamed = bool(change.new_name and change.new_name != node.name)
-        if renamed:
-            unfinished = await self._db.jobs.find_one(
-                {"node_id": node.id, "state": {"$in": _UNFINISHED}}
-            )
-            if unfinished is not None:
-                raise Conflict(
-                    f"node {name} has an unfinished job; rename it once the job has ended"
-                )
-        updated = msgspec.structs.replace(
-            node,
-            status=change.status or node.status,
-            name=change.new_name or node.name,
-            appdefnsid=change.appdefnsid or node.appdefnsid,
-            boltdefnsid=change.boltdefnsid or node.boltdefnsid,
-            updated_at=at,
-        )
-        try:
-            await self._db.nodes.replace_one({"_id": node.id}, _node_doc(updated))
-        except DuplicateKeyError:
-            raise Conflict(f"a node named {updated.name} already exists") from None
-        return updated
+        async def write(session: AsyncClientSession) -> Node:
+            found = await self._find_node(account_id, name, session)
+            node = None if found is None else _node(found)
+            busy = node is not None and await self._unfinished_job(node.id, session) is not None
+            updated = node_rules.updated(node, name, change, busy=busy, at=at)
+            await self._save(Changes(nodes=(updated,)), session)
+            return updated
+
+        return await self._transaction(write)
 
     @_mapped
     async def running_jobs(self) -> list[Job]:
@@ -323,58 +294,68 @@ class MongoStore(Store):
         self, account_id: str, job_id: str, requested_by: str, at: float
     ) -> CancelOutcome | None:
         async def write(session: AsyncClientSession) -> CancelOutcome | None:
-            found = await self._db.jobs.find_one(
-                {"_id": job_id, "account_id": account_id}, session=session
-            )
-            if found is None:
+            job = await self._load_job(job_id, session, account_id)
+            if job is None:
                 return None
-            job = _job(found)
-            if lifecycle.is_terminal(job.state):
-                return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
-            dropped = await self._db.outbox.delete_one({"_id": job_id}, session=session)
-            if dropped.deleted_count and job.state == JobState.QUEUED:
-                state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
-            else:
-                state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
-            reason = reason.format(by=requested_by)
-            entry = HistoryEntry(state=state.value, reason=reason, at=at)
-            updated = await self._db.jobs.find_one_and_update(
-                {"_id": job_id},
-                {
-                    "$set": {"state": state.value, "reason": reason, "updated_at": at}
-                    | _finished(state, at),
-                    "$push": {"history": msgspec.to_builtins(entry)},
-                },
-                return_document=ReturnDocument.AFTER,
-                session=session,
+            node = await self._load_node(job.node_id, session)
+            assert node is not None  # a job's node is never dropped
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=session)
+            cancel = job_rules.cancel(
+                job, node, in_outbox=entry is not None, requested_by=requested_by, at=at
             )
-            if state.terminal:
-                await self._move_node(job.node_id, job.req_type, state, at, session)
-            return CancelOutcome(job=_job(updated), ended_here=state.terminal, node_id=job.node_id)
+            await self._save(cancel.changes, session)
+            return cancel.outcome
 
         return await self._transaction(write)
 
-    async def _move_node(
-        self,
-        node_id: str,
-        req_type: str,
-        state: JobState,
-        at: float,
-        session: AsyncClientSession,
-    ) -> None:
-        node = await self._db.nodes.find_one({"_id": node_id}, session=session)
-        status = str(lifecycle.node_status_after(req_type, state, node["status"]))
-        if status != node["status"]:
-            await self._db.nodes.update_one(
-                {"_id": node_id},
-                {
-                    "$set": {
-                        "status": status,
-                        "updated_at": at,
-                        "live_name": _live_name(node["name"], status, node_id),
-                    }
-                },
-                session=session,
+    # the repository: records loaded and saved inside a transaction --------------------------
+
+    async def _load_job(
+        self, job_id: str, session: AsyncClientSession, account_id: str | None = None
+    ) -> Job | None:
+        where: Doc = {"_id": job_id}
+        if account_id is not None:
+            where["account_id"] = account_id
+        found = await self._db.jobs.find_one(where, session=session)
+        return None if found is None else _job(found)
+
+    async def _load_node(
+        self, node_id: str, session: AsyncClientSession, account_id: str | None = None
+    ) -> Node | None:
+        where: Doc = {"_id": node_id}
+        if account_id is not None:
+            where["account_id"] = account_id
+        found = await self._db.nodes.find_one(where, session=session)
+        return None if found is None else _node(found)
+
+    async def _unfinished_job(
+        self, node_id: str, session: AsyncClientSession, req_type: str | None = None
+    ) -> str | None:
+        """The id of one of the node's unfinished jobs (of ``req_type`` if given), else None."""
+        where: Doc = {"node_id": node_id, "state": {"$in": _UNFINISHED}}
+        if req_type is not None:
+            where["req_type"] = req_type
+        found = await self._db.jobs.find_one(where, {"_id": 1}, session=session)
+        return None if found is None else str(found["_id"])
+
+    async def _save(self, changes: Changes, session: AsyncClientSession) -> None:
+        """Write what a rule decided: jobs' fields and new history entries, nodes, dropped
+        outbox entries."""
+        for change in changes.jobs:
+            job = change.job
+            fields = _job_fields(job) | _finished(JobState(job.state), job.updated_at)
+            update: Doc = {"$set": fields}
+            if change.entry is not None:
+                update["$push"] = {"history": msgspec.to_builtins(change.entry)}
+            await self._db.jobs.update_one({"_id": job.id}, update, session=session)
+        for node in changes.nodes:
+            try:
+                await self._db.nodes.replace_one({"_id": node.id}, _node_doc(node), session=session)
+            except DuplicateKeyError:
+                raise Conflict(f"a node named {node.name} already exists") from None
+        if changes.dropped_outbox:
+            await self._db.outbox.delete_many(
+                {"_id": {"$in": list(changes.dropped_outbox)}}, session=session
             )
 
     # documents ------------------------------------------------------------------------------
@@ -439,32 +420,31 @@ class MongoStore(Store):
 
     @_mapped
     async def outbox_sent(self, job_id: str, at: float) -> None:
-        entry = await self._db.outbox.find_one_and_delete({"_id": job_id})
-        await self._db.jobs.update_one({"_id": job_id}, {"$set": {"published": True}})
-        failures = entry["attempts"] if entry else 0
-        if failures:
-            reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
-            await self._set_queued_reason(job_id, reason, at, record=True)
+        async def write(session: AsyncClientSession) -> None:
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=session)
+            failures = entry["attempts"] if entry else 0
+            job = await self._load_job(job_id, session)
+            await self._save(job_rules.published(job_id, job, failures, at), session)
+
+        await self._transaction(write)
 
     @_mapped
     async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
-        entry = await self._db.outbox.find_one_and_update(
-            {"_id": job_id},
-            {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
-        )
-        if entry is None:
-            return  # published meanwhile by someone else
-        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
-        await self._set_queued_reason(job_id, reason, at, record=entry["attempts"] == 0)
+        async def write(session: AsyncClientSession) -> None:
+            entry = await self._db.outbox.find_one_and_update(
+                {"_id": job_id},
+                {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
+                session=session,
+            )
+            if entry is None:
+                return  # published meanwhile by someone else
+            job = await self._load_job(job_id, session)
+            first = entry["attempts"] == 0
+            change = job_rules.publish_failed(job, error, first=first, at=at)
+            if change is not None:
+                await self._save(Changes(jobs=(change,)), session)
 
-    async def _set_queued_reason(
-        self, job_id: str, reason: str, at: float, *, record: bool
-    ) -> None:
-        update: Doc = {"$set": {"reason": reason, "updated_at": at}}
-        if record:
-            entry = HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
-            update["$push"] = {"history": msgspec.to_builtins(entry)}
-        await self._db.jobs.update_one({"_id": job_id, "state": JobState.QUEUED.value}, update)
+        await self._transaction(write)
 
     @_mapped
     async def outbox_size(self) -> int:
@@ -472,64 +452,26 @@ class MongoStore(Store):
 
     # events from herk -----------------------------------------------------------------------
 
-    async def _owner(
-        self, job_id: str, account: str, node: str, session: AsyncClientSession | None = None
-    ) -> Doc | EventOutcome:
-        found = await self._db.jobs.find_one({"_id": job_id}, session=session)
-        if found is None:
-            return EventOutcome(applied=False, why="unknown job")
-        if (found["account_id"], found["node_name"]) != (account, node):
-            return EventOutcome(
-                applied=False,
-                mismatch=True,
-                why=f"event names account {account} and node {node}, which do not own job {job_id}",
-            )
-        return found
-
     @_mapped
     async def apply_status(self, event: StatusEvent) -> EventOutcome:
         async def write(session: AsyncClientSession) -> EventOutcome:
-            found = await self._owner(event.job_id, event.account, event.node, session)
-            if isinstance(found, EventOutcome):
-                return found
-            node_id = found["node_id"]
-            if lifecycle.is_terminal(found["state"]):
-                return EventOutcome(
-                    applied=False, why=f"job already ended ({found['state']})", node_id=node_id
-                )
-            if not lifecycle.is_newer(event.attempt, event.seq, found["attempt"], found["seq"]):
-                return EventOutcome(applied=False, why="stale", node_id=node_id)
-            at = event.at or _now()
-            entry = HistoryEntry(
-                state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
-            )
-            changes: Doc = {
-                "state": event.state.value,
-                "reason": event.reason,
-                "attempt": event.attempt,
-                "seq": event.seq,
-                "updated_at": at,
-            } | _finished(event.state, at)
-            if event.exit_code is not None:
-                changes["exit_code"] = event.exit_code
-            if event.herk:
-                changes["herk"] = event.herk
-            await self._db.jobs.update_one(
-                {"_id": event.job_id},
-                {"$set": changes, "$push": {"history": msgspec.to_builtins(entry)}},
-                session=session,
-            )
-            await self._move_node(node_id, found["req_type"], event.state, at, session)
-            return EventOutcome(applied=True, node_id=node_id)
+            job = await self._load_job(event.job_id, session)
+            node = None if job is None else await self._load_node(job.node_id, session)
+            found = None if job is None or node is None else (job, node)
+            decision = job_rules.status_event(found, event, _now())
+            await self._save(decision.changes, session)
+            return decision.outcome
 
         return await self._transaction(write)
 
     @_mapped
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:
-        found = await self._owner(event.job_id, event.account, event.node)
-        if isinstance(found, EventOutcome):
-            return found
-        node_id = found["node_id"]
+        found = await self._db.jobs.find_one({"_id": event.job_id})
+        job = None if found is None else _job(found)
+        owner = job_rules.owned(job, event.job_id, event.account, event.node)
+        if isinstance(owner, EventOutcome):
+            return owner
+        node_id = owner.node_id
         async with self._log_ids:  # cursors grow in commit order
             counter = await self._db.counters.find_one_and_update(
                 {"_id": "log_lines"},
@@ -786,24 +728,24 @@ class MongoStore(Store):
     @_mapped
     async def purge(self, now: float) -> Purged:
         await self.roll_up(now)
-        lines = await self._db.log_lines.delete_many(
-            {"at": {"$lt": now - self.retention.log_seconds}}
-        )
+        cut = retention.cutoffs(self.retention, now)
+        lines = await self._db.log_lines.delete_many({"at": {"$lt": cut.lines_before}})
         old_jobs = [
             doc["_id"]
             async for doc in self._db.jobs.find(
-                {"finished_at": {"$lt": now - self.retention.job_seconds}}, {"_id": 1}
+                {"finished_at": {"$lt": cut.jobs_before}}, {"_id": 1}
             )
         ]
         their_lines = await self._db.log_lines.delete_many({"job_id": {"$in": old_jobs}})
         jobs = await self._db.jobs.delete_many({"_id": {"$in": old_jobs}})
+        (_, raw_before), *points_before = cut.metrics_before
         samples = await self._db.metric_samples.delete_many(
-            {"at": {"$lt": now - self.retention.keeps(0)}, "rolled": True}
+            {"at": {"$lt": raw_before}, "rolled": True}
         )
         dropped = samples.deleted_count
-        for step in ROLLUP_STEPS:
+        for step, before in points_before:
             points = await self._db.metric_rollups.delete_many(
-                {"step": step, "at": {"$lt": now - self.retention.keeps(step)}}
+                {"step": step, "at": {"$lt": before}}
             )
             dropped += points.deleted_count
         return Purged(
@@ -934,6 +876,20 @@ def _node(doc: Doc) -> Node:
 
 def _job_doc(job: Job) -> Doc:
     return _with_id(job) | _finished(JobState(job.state), job.updated_at)
+
+
+def _job_fields(job: Job) -> Doc:
+    """The fields of a stored job that change (its history only grows, by ``$push``)."""
+    return {
+        "state": job.state,
+        "reason": job.reason,
+        "exit_code": job.exit_code,
+        "attempt": job.attempt,
+        "seq": job.seq,
+        "herk": job.herk,
+        "published": job.published,
+        "updated_at": job.updated_at,
+    }
 
 
 def _job(doc: Doc) -> Job:

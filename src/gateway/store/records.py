@@ -195,6 +195,22 @@ class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
 
 
+class JobChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as a rule left it: its fields are written, ``entry`` (if any) joins its history."""
+
+    job: Job
+    entry: HistoryEntry | None = None
+
+
+class Changes(msgspec.Struct, frozen=True, kw_only=True):
+    """What one rule decided to write, saved by the store in the transaction that loaded the
+    records the rule read: changed jobs, changed nodes (written whole), outbox entries to drop."""
+
+    jobs: tuple[JobChange, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    dropped_outbox: tuple[str, ...] = ()
+
+
 class NodeChange(msgspec.Struct, frozen=True, kw_only=True):
     """Megam's node update: an empty value keeps what the node has."""
 

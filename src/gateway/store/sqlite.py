@@ -22,13 +22,16 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 
-from gateway import lifecycle
+from gateway.rules import jobs as job_rules
+from gateway.rules import nodes as node_rules
+from gateway.rules import retention
 from gateway.store import sqlite_schema
-from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.store.base import Conflict, Store, StoreError
 from gateway.store.records import (
     ROLLUP_STEPS,
     Account,
     CancelOutcome,
+    Changes,
     CloudTarget,
     Document,
     EventOutcome,
@@ -207,12 +210,7 @@ class SqliteStore(Store):
         return await self._read(_select_node_with_jobs, account_id, name)
 
     async def node_by_id(self, account_id: str, node_id: str) -> Node | None:
-        row = await self._read(
-            _one,
-            f"SELECT {_NODE} FROM nodes WHERE account_id = ? AND id = ?",
-            (account_id, node_id),
-        )
-        return None if row is None else _node(row)
+        return await self._read(_node_by_id, node_id, account_id)
 
     async def nodes(self, account_id: str) -> list[Node]:
         rows = await self._read(
@@ -444,11 +442,9 @@ class SqliteStore(Store):
 
     async def purge(self, now: float) -> Purged:
         await self.roll_up(now)
-        lines, jobs = await self._write(
-            _purge, now - self.retention.log_seconds, now - self.retention.job_seconds
-        )
-        cutoffs = [(step, now - self.retention.keeps(step)) for step in (0, *ROLLUP_STEPS)]
-        samples = await self._write(_purge_metrics, cutoffs)
+        cut = retention.cutoffs(self.retention, now)
+        lines, jobs = await self._write(_purge, cut.lines_before, cut.jobs_before)
+        samples = await self._write(_purge_metrics, cut.metrics_before)
         return Purged(lines=lines, jobs=jobs, samples=samples)
 
 
@@ -641,23 +637,30 @@ def _insert_launch_groups(
 
 
 def _insert_request(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
-    row = conn.execute(
-        "SELECT status FROM nodes WHERE id = ? AND account_id = ?", (job.node_id, job.account_id)
-    ).fetchone()
-    if row is None:
-        raise Conflict(f"node {job.node_name} does not exist")
-    if row[0] == lifecycle.NodeStatus.DELETED:
-        raise Conflict(f"node {job.node_name} is already deleted")
-    pending = conn.execute(
-        "SELECT id FROM jobs WHERE node_id = ? AND req_type = ? AND state IN (?, ?) LIMIT 1",
-        (job.node_id, job.req_type, *_UNFINISHED),
-    ).fetchone()
-    if pending is not None:
-        raise Conflict(
-            f"a {job.req_type} request for {job.node_name} is already in progress "
-            f"(job {pending[0]})"
-        )
+    node = _node_by_id(conn, job.node_id, job.account_id)
+    node_rules.admit_request(job, node, _unfinished_job(conn, job.node_id, job.req_type))
     _insert_job(conn, job, outbox)
+
+
+def _unfinished_job(
+    conn: sqlite3.Connection, node_id: str, req_type: str | None = None
+) -> str | None:
+    """The id of one of the node's unfinished jobs (of ``req_type`` if given), else None."""
+    where, args = "node_id = ? AND state IN (?, ?)", (node_id, *_UNFINISHED)
+    if req_type is not None:
+        where, args = where + " AND req_type = ?", (*args, req_type)
+    row = conn.execute(f"SELECT id FROM jobs WHERE {where} LIMIT 1", args).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _node_by_id(
+    conn: sqlite3.Connection, node_id: str, account_id: str | None = None
+) -> Node | None:
+    where, args = "id = ?", (node_id,)
+    if account_id is not None:
+        where, args = where + " AND account_id = ?", (*args, account_id)
+    row = conn.execute(f"SELECT {_NODE} FROM nodes WHERE {where}", args).fetchone()
+    return None if row is None else _node(row)
 
 
 def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
@@ -773,12 +776,8 @@ def _claim_outbox(
 
 def _outbox_sent(conn: sqlite3.Connection, job_id: str, at: float) -> None:
     entry = conn.execute("SELECT attempts FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
-    conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
-    conn.execute("UPDATE jobs SET published = 1 WHERE id = ?", (job_id,))
     failures = entry[0] if entry else 0
-    if failures and _still_queued(conn, job_id):
-        reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
-        _set_queued_reason(conn, job_id, reason, at, record=True)
+    _save(conn, job_rules.published(job_id, _job_row(conn, job_id), failures, at))
 
 
 def _outbox_sent_all(conn: sqlite3.Connection, job_ids: Sequence[str], at: float) -> None:
@@ -796,130 +795,77 @@ def _outbox_failed(
         "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ? WHERE job_id = ?",
         (retry_at, error, job_id),
     )
-    if _still_queued(conn, job_id):
-        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
-        _set_queued_reason(conn, job_id, reason, at, record=entry[0] == 0)
+    change = job_rules.publish_failed(_job_row(conn, job_id), error, first=entry[0] == 0, at=at)
+    if change is not None:
+        _save(conn, Changes(jobs=(change,)))
 
 
-def _still_queued(conn: sqlite3.Connection, job_id: str) -> bool:
-    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return row is not None and row[0] == JobState.QUEUED
+def _job_row(conn: sqlite3.Connection, job_id: str) -> Job | None:
+    """The job without its history, for a write: a write only appends to the history."""
+    row = conn.execute(f"SELECT {_JOB} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _job(row, ())
 
 
-def _set_queued_reason(
-    conn: sqlite3.Connection, job_id: str, reason: str, at: float, *, record: bool
-) -> None:
-    conn.execute("UPDATE jobs SET reason = ?, updated_at = ? WHERE id = ?", (reason, at, job_id))
-    if record:
-        _insert_history(
-            conn, job_id, HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
-        )
-
-
-def _owner(conn: sqlite3.Connection, job_id: str, account: str, node: str) -> Row | EventOutcome:
-    """The job's row, or the outcome that explains why the event does not apply to it."""
-    row = conn.execute(
-        "SELECT account_id, node_id, node_name, req_type, state, attempt, seq FROM jobs "
-        "WHERE id = ?",
-        (job_id,),
-    ).fetchone()
-    if row is None:
-        return EventOutcome(applied=False, why="unknown job")
-    if (row[0], row[2]) != (account, node):
-        return EventOutcome(
-            applied=False,
-            mismatch=True,
-            why=f"event names account {account} and node {node}, which do not own job {job_id}",
-        )
-    return row
+def _job_and_node(conn: sqlite3.Connection, job_id: str) -> tuple[Job, Node] | None:
+    job = _job_row(conn, job_id)
+    node = None if job is None else _node_by_id(conn, job.node_id)
+    return None if job is None or node is None else (job, node)
 
 
 def _apply_status(conn: sqlite3.Connection, event: StatusEvent) -> EventOutcome:
-    row = _owner(conn, event.job_id, event.account, event.node)
-    if isinstance(row, EventOutcome):
-        return row
-    _, node_id, _, req_type, state, attempt, seq = row
-    if lifecycle.is_terminal(state):
-        return EventOutcome(applied=False, why=f"job already ended ({state})", node_id=node_id)
-    if not lifecycle.is_newer(event.attempt, event.seq, attempt, seq):
-        return EventOutcome(applied=False, why="stale", node_id=node_id)
-    at = event.at or time.time()
-    conn.execute(
-        "UPDATE jobs SET state = ?, reason = ?, exit_code = coalesce(?, exit_code), attempt = ?, "
-        "seq = ?, herk = CASE WHEN ? = '' THEN herk ELSE ? END, updated_at = ? WHERE id = ?",
-        (
-            event.state.value,
-            event.reason,
-            event.exit_code,
-            event.attempt,
-            event.seq,
-            event.herk,
-            event.herk,
-            at,
-            event.job_id,
-        ),
-    )
-    _insert_history(
-        conn,
-        event.job_id,
-        HistoryEntry(
-            state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
-        ),
-    )
-    _move_node(conn, node_id, req_type, event.state, at)
-    return EventOutcome(applied=True, node_id=node_id)
-
-
-def _move_node(
-    conn: sqlite3.Connection, node_id: str, req_type: str, state: JobState, at: float
-) -> None:
-    (current,) = conn.execute("SELECT status FROM nodes WHERE id = ?", (node_id,)).fetchone()
-    status = str(lifecycle.node_status_after(req_type, state, current))
-    if status != current:
-        conn.execute(
-            "UPDATE nodes SET status = ?, updated_at = ? WHERE id = ?", (status, at, node_id)
-        )
+    decision = job_rules.status_event(_job_and_node(conn, event.job_id), event, time.time())
+    _save(conn, decision.changes)
+    return decision.outcome
 
 
 def _update_node(
     conn: sqlite3.Connection, account_id: str, name: str, change: NodeChange, at: float
 ) -> Node:
     node = _select_node(conn, account_id, name)
-    if node is None or node.status == lifecycle.NodeStatus.DELETED:
-        raise NotStored(f"you have no live node named {name}")
-    if change.new_name and change.new_name != node.name:
-        unfinished = conn.execute(
-            "SELECT 1 FROM jobs WHERE node_id = ? AND state IN (?, ?) LIMIT 1",
-            (node.id, *_UNFINISHED),
-        ).fetchone()
-        if unfinished:
-            raise Conflict(f"node {name} has an unfinished job; rename it once the job has ended")
-    updated = msgspec.structs.replace(
-        node,
-        status=change.status or node.status,
-        name=change.new_name or node.name,
-        appdefnsid=change.appdefnsid or node.appdefnsid,
-        boltdefnsid=change.boltdefnsid or node.boltdefnsid,
-        updated_at=at,
-    )
+    busy = node is not None and _unfinished_job(conn, node.id) is not None
+    updated = node_rules.updated(node, name, change, busy=busy, at=at)
+    _save(conn, Changes(nodes=(updated,)))
+    return updated
+
+
+def _save(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Write what a rule decided: jobs' fields and new history entries, nodes, dropped entries."""
+    for change in changes.jobs:
+        job = change.job
+        conn.execute(
+            "UPDATE jobs SET state = ?, reason = ?, exit_code = ?, attempt = ?, seq = ?, "
+            "herk = ?, published = ?, updated_at = ? WHERE id = ?",
+            (
+                job.state,
+                job.reason,
+                job.exit_code,
+                job.attempt,
+                job.seq,
+                job.herk,
+                int(job.published),
+                job.updated_at,
+                job.id,
+            ),
+        )
+        if change.entry is not None:
+            _insert_history(conn, job.id, change.entry)
+    for node in changes.nodes:
+        _save_node(conn, node)
+    for job_id in changes.dropped_outbox:
+        conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
+
+
+def _save_node(conn: sqlite3.Connection, node: Node) -> None:
     try:
         conn.execute(
             "UPDATE nodes SET status = ?, name = ?, appdefnsid = ?, boltdefnsid = ?, "
             "updated_at = ? WHERE id = ?",
-            (
-                updated.status,
-                updated.name,
-                updated.appdefnsid,
-                updated.boltdefnsid,
-                at,
-                node.id,
-            ),
+            (node.status, node.name, node.appdefnsid, node.boltdefnsid, node.updated_at, node.id),
         )
     except sqlite3.IntegrityError as exc:
         if _is_unique_violation(exc):
-            raise Conflict(f"a node named {updated.name} already exists") from None
+            raise Conflict(f"a node named {node.name} already exists") from None
         raise
-    return updated
 
 
 def _insert_document(conn: sqlite3.Connection, document: Document) -> None:
@@ -981,30 +927,21 @@ def _cancel_job(
     if not found:
         return None
     job = found[0]
-    if lifecycle.is_terminal(job.state):
-        return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
-    in_outbox = conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,)).rowcount > 0
-    if in_outbox and job.state == JobState.QUEUED:
-        state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
-    else:
-        state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
-    reason = reason.format(by=requested_by)
-    conn.execute(
-        "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-        (state.value, reason, at, job_id),
+    node = _node_by_id(conn, job.node_id)
+    assert node is not None  # a job's node is never dropped (foreign key)
+    in_outbox = conn.execute("SELECT 1 FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
+    cancel = job_rules.cancel(
+        job, node, in_outbox=in_outbox is not None, requested_by=requested_by, at=at
     )
-    _insert_history(conn, job_id, HistoryEntry(state=state.value, reason=reason, at=at))
-    if state.terminal:
-        _move_node(conn, job.node_id, job.req_type, state, at)
-    [updated] = _select_jobs(conn, "j.id = ?", (job_id,))
-    return CancelOutcome(job=updated, ended_here=state.terminal, node_id=job.node_id)
+    _save(conn, cancel.changes)
+    return cancel.outcome
 
 
 def _insert_log_lines(conn: sqlite3.Connection, event: LogEvent) -> EventOutcome:
-    row = _owner(conn, event.job_id, event.account, event.node)
-    if isinstance(row, EventOutcome):
-        return row
-    node_id = row[1]
+    job = job_rules.owned(_job_row(conn, event.job_id), event.job_id, event.account, event.node)
+    if isinstance(job, EventOutcome):
+        return job
+    node_id = job.node_id
     before = conn.total_changes
     conn.executemany(
         "INSERT OR IGNORE INTO log_lines "
@@ -1112,7 +1049,7 @@ def _mark(conn: sqlite3.Connection, name: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _purge_metrics(conn: sqlite3.Connection, cutoffs: list[tuple[int, float]]) -> int:
+def _purge_metrics(conn: sqlite3.Connection, cutoffs: Sequence[tuple[int, float]]) -> int:
     dropped = 0
     for step, before in cutoffs:
         if step:
