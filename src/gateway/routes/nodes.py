@@ -178,7 +178,7 @@ async def show_node(request: web.Request) -> web.Response:
         or cached.cluster_taken_at == (await svc.cluster.snapshot()).taken_at
     ):
         return _json_body(cached.body)
-    generation = svc.node_views.generation  # taken before the read: a write meanwhile voids it
+    token = svc.node_views.token()  # taken before the read: a write meanwhile voids it
     found = await svc.store.node_with_jobs(account_id, name)
     if found is None:
         raise NotFound(f"you have no node named {name}", more="GET /v1/nodes lists yours")
@@ -186,7 +186,7 @@ async def show_node(request: web.Request) -> web.Response:
     cluster = await cluster_for(request, node_jobs[-1:])
     body = orjson.dumps(views.node(node, node_jobs, cluster))
     taken_at = cluster.taken_at if cluster is not None else None
-    svc.node_views.put(account_id, name, CachedView(body, generation, taken_at))
+    svc.node_views.put(account_id, name, CachedView(body, token, taken_at))
     return _json_body(body)
 
 

@@ -7,7 +7,7 @@ signature, not something a caller may forget. Adapters pass ``tests/gateway/stor
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.store.records import (
     Account,
@@ -26,6 +26,7 @@ from gateway.store.records import (
     OutboxEntry,
     PredefCloud,
     Purged,
+    Written,
 )
 from megam.wire import Heartbeat, LogEvent, MetricEvent, StatusEvent
 
@@ -43,6 +44,20 @@ class NotStored(Exception):
 
 
 class Store(abc.ABC):
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Written], None]] = []
+
+    def listen(self, on_commit: Callable[[Written], None]) -> None:
+        """Call ``on_commit`` after every committed write that changed a node or a job, with
+        the nodes it changed (a cache of node views drops exactly those)."""
+        self._listeners.append(on_commit)
+
+    def _committed(self, written: Written) -> None:
+        """Adapters call this once a transaction is committed (never for one rolled back)."""
+        if written.nodes or written.everything:
+            for on_commit in self._listeners:
+                on_commit(written)
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect and create the schema on first use."""

@@ -52,6 +52,7 @@ from gateway.store.records import (
     PredefCloud,
     Purged,
     Retention,
+    Written,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
 
@@ -89,6 +90,7 @@ def _date(epoch: float) -> datetime.datetime:
 
 class MongoStore(Store):
     def __init__(self, url: str, retention: Retention | None = None) -> None:
+        super().__init__()
         self.url = url
         self.retention = retention or Retention()
         self._client: AsyncMongoClient[Doc] | None = None
@@ -147,11 +149,17 @@ class MongoStore(Store):
     async def ping(self) -> None:
         await self._db.command("ping")
 
-    async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    async def _transaction(self, work: Callable[[_Tx], Awaitable[T]]) -> T:
+        """``work`` in one transaction; once it is committed, the listeners hear which nodes it
+        wrote (every write to a node or a job goes through one: :meth:`_save`, the inserts)."""
         if self._client is None:
             raise StoreError("store is not open")
-        async with self._client.start_session() as session, await session.start_transaction():
-            return await work(session)
+        async with self._client.start_session() as session:
+            tx = _Tx(session)
+            async with await session.start_transaction():
+                result = await work(tx)
+        self._committed(Written(nodes=frozenset(tx.written)))
+        return result
 
     # accounts -------------------------------------------------------------------------------
 
@@ -192,30 +200,32 @@ class MongoStore(Store):
 
     @_mapped
     async def add_launches(self, launches: Sequence[Launch]) -> None:
-        async def write(session: AsyncClientSession) -> None:
+        async def write(tx: _Tx) -> None:
             for launch in launches:
+                tx.wrote(launch.node.account_id, launch.node.name)
                 try:
-                    await self._db.nodes.insert_one(_node_doc(launch.node), session=session)
+                    await self._db.nodes.insert_one(_node_doc(launch.node), session=tx.session)
                 except DuplicateKeyError:
                     raise Conflict(f"a node named {launch.node.name} already exists") from None
-                await self._insert_job(launch.job, launch.outbox, session)
+                await self._insert_job(launch.job, launch.outbox, tx)
 
         await self._transaction(write)
 
     @_mapped
     async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
-        async def write(session: AsyncClientSession) -> None:
-            node = await self._load_node(job.node_id, session, job.account_id)
-            pending = await self._unfinished_job(job.node_id, session, job.req_type)
+        async def write(tx: _Tx) -> None:
+            node = await self._load_node(job.node_id, tx.session, job.account_id)
+            pending = await self._unfinished_job(job.node_id, tx.session, job.req_type)
             node_rules.admit_request(job, node, pending)
-            await self._insert_job(job, outbox, session)
+            await self._insert_job(job, outbox, tx)
 
         await self._transaction(write)
 
-    async def _insert_job(self, job: Job, outbox: OutboxEntry, session: AsyncClientSession) -> None:
-        await self._db.jobs.insert_one(_job_doc(job), session=session)
+    async def _insert_job(self, job: Job, outbox: OutboxEntry, tx: _Tx) -> None:
+        tx.wrote(job.account_id, job.node_name)  # a new job's node has the name it was given
+        await self._db.jobs.insert_one(_job_doc(job), session=tx.session)
         await self._db.outbox.insert_one(
-            {**_with_id(outbox, "job_id"), "last_error": ""}, session=session
+            {**_with_id(outbox, "job_id"), "last_error": ""}, session=tx.session
         )
 
     @_mapped
@@ -275,12 +285,13 @@ class MongoStore(Store):
 
     @_mapped
     async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
-        async def write(session: AsyncClientSession) -> Node:
-            found = await self._find_node(account_id, name, session)
+        async def write(tx: _Tx) -> Node:
+            found = await self._find_node(account_id, name, tx.session)
             node = None if found is None else _node(found)
-            busy = node is not None and await self._unfinished_job(node.id, session) is not None
+            busy = node is not None and await self._unfinished_job(node.id, tx.session) is not None
             updated = node_rules.updated(node, name, change, busy=busy, at=at)
-            await self._save(Changes(nodes=(updated,)), session)
+            tx.wrote(account_id, name)  # the old name's view, besides the new one's
+            await self._save(Changes(nodes=(updated,)), tx)
             return updated
 
         return await self._transaction(write)
@@ -293,17 +304,17 @@ class MongoStore(Store):
     async def cancel_job(
         self, account_id: str, job_id: str, requested_by: str, at: float
     ) -> CancelOutcome | None:
-        async def write(session: AsyncClientSession) -> CancelOutcome | None:
-            job = await self._load_job(job_id, session, account_id)
+        async def write(tx: _Tx) -> CancelOutcome | None:
+            job = await self._load_job(job_id, tx.session, account_id)
             if job is None:
                 return None
-            node = await self._load_node(job.node_id, session)
+            node = await self._load_node(job.node_id, tx.session)
             assert node is not None  # a job's node is never dropped
-            entry = await self._db.outbox.find_one({"_id": job_id}, session=session)
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=tx.session)
             cancel = job_rules.cancel(
                 job, node, in_outbox=entry is not None, requested_by=requested_by, at=at
             )
-            await self._save(cancel.changes, session)
+            await self._save(cancel.changes, tx)
             return cancel.outcome
 
         return await self._transaction(write)
@@ -338,17 +349,21 @@ class MongoStore(Store):
         found = await self._db.jobs.find_one(where, {"_id": 1}, session=session)
         return None if found is None else str(found["_id"])
 
-    async def _save(self, changes: Changes, session: AsyncClientSession) -> None:
+    async def _save(self, changes: Changes, tx: _Tx) -> None:
         """Write what a rule decided: jobs' fields and new history entries, nodes, dropped
         outbox entries."""
+        session = tx.session
         for change in changes.jobs:
             job = change.job
+            # rules change unfinished jobs only, and a node with one is never renamed
+            tx.wrote(job.account_id, job.node_name)
             fields = _job_fields(job) | _finished(JobState(job.state), job.updated_at)
             update: Doc = {"$set": fields}
             if change.entry is not None:
                 update["$push"] = {"history": msgspec.to_builtins(change.entry)}
             await self._db.jobs.update_one({"_id": job.id}, update, session=session)
         for node in changes.nodes:
+            tx.wrote(node.account_id, node.name)
             try:
                 await self._db.nodes.replace_one({"_id": node.id}, _node_doc(node), session=session)
             except DuplicateKeyError:
@@ -420,29 +435,29 @@ class MongoStore(Store):
 
     @_mapped
     async def outbox_sent(self, job_id: str, at: float) -> None:
-        async def write(session: AsyncClientSession) -> None:
-            entry = await self._db.outbox.find_one({"_id": job_id}, session=session)
+        async def write(tx: _Tx) -> None:
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=tx.session)
             failures = entry["attempts"] if entry else 0
-            job = await self._load_job(job_id, session)
-            await self._save(job_rules.published(job_id, job, failures, at), session)
+            job = await self._load_job(job_id, tx.session)
+            await self._save(job_rules.published(job_id, job, failures, at), tx)
 
         await self._transaction(write)
 
     @_mapped
     async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
-        async def write(session: AsyncClientSession) -> None:
+        async def write(tx: _Tx) -> None:
             entry = await self._db.outbox.find_one_and_update(
                 {"_id": job_id},
                 {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
-                session=session,
+                session=tx.session,
             )
             if entry is None:
                 return  # published meanwhile by someone else
-            job = await self._load_job(job_id, session)
+            job = await self._load_job(job_id, tx.session)
             first = entry["attempts"] == 0
             change = job_rules.publish_failed(job, error, first=first, at=at)
             if change is not None:
-                await self._save(Changes(jobs=(change,)), session)
+                await self._save(Changes(jobs=(change,)), tx)
 
         await self._transaction(write)
 
@@ -454,12 +469,12 @@ class MongoStore(Store):
 
     @_mapped
     async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        async def write(session: AsyncClientSession) -> EventOutcome:
-            job = await self._load_job(event.job_id, session)
-            node = None if job is None else await self._load_node(job.node_id, session)
+        async def write(tx: _Tx) -> EventOutcome:
+            job = await self._load_job(event.job_id, tx.session)
+            node = None if job is None else await self._load_node(job.node_id, tx.session)
             found = None if job is None or node is None else (job, node)
             decision = job_rules.status_event(found, event, _now())
-            await self._save(decision.changes, session)
+            await self._save(decision.changes, tx)
             return decision.outcome
 
         return await self._transaction(write)
@@ -748,11 +763,26 @@ class MongoStore(Store):
                 {"step": step, "at": {"$lt": before}}
             )
             dropped += points.deleted_count
+        if jobs.deleted_count:
+            self._committed(Written(everything=True))  # which nodes lost jobs is not read back
         return Purged(
             lines=lines.deleted_count + their_lines.deleted_count,
             jobs=jobs.deleted_count,
             samples=dropped,
         )
+
+
+class _Tx:
+    """One transaction's session, and the nodes it wrote, as ``(account_id, name)``."""
+
+    __slots__ = ("session", "written")
+
+    def __init__(self, session: AsyncClientSession) -> None:
+        self.session = session
+        self.written: set[tuple[str, str]] = set()
+
+    def wrote(self, account_id: str, name: str) -> None:
+        self.written.add((account_id, name))
 
 
 # metric roll-ups ------------------------------------------------------------------------------

@@ -211,6 +211,15 @@ class Changes(msgspec.Struct, frozen=True, kw_only=True):
     dropped_outbox: tuple[str, ...] = ()
 
 
+class Written(msgspec.Struct, frozen=True, kw_only=True):
+    """What one committed transaction changed that a node's view shows: the nodes, as
+    ``(account_id, name)`` (both names of a renamed node), whose node or jobs it wrote."""
+
+    nodes: frozenset[tuple[str, str]] = frozenset()
+    everything: bool = False
+    """Set by writes that do not name what they touched: every view is void."""
+
+
 class NodeChange(msgspec.Struct, frozen=True, kw_only=True):
     """Megam's node update: an empty value keeps what the node has."""
 

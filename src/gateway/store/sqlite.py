@@ -49,6 +49,7 @@ from gateway.store.records import (
     PredefCloud,
     Purged,
     Retention,
+    Written,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
 
@@ -94,7 +95,8 @@ class _Connections:
         with self._lock:
             self._opened.append(conn)
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
+    async def run(self, work: Callable[..., T], *args: Any) -> tuple[T, Written]:
+        """``work(conn, *args)`` in one transaction; its result and the nodes it wrote."""
         if self._closed:
             raise StoreError(f"SQLite store {self._path} is closed")
         loop = asyncio.get_running_loop()
@@ -103,17 +105,18 @@ class _Connections:
         except (sqlite3.Error, BrokenThreadPool) as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
 
-    def _transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, Written]:
         conn: sqlite3.Connection = self._local.conn
         conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
         try:
             result = work(conn, *args)
+            written = Written() if self._readonly else _drain_written(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # also when COMMIT itself failed
                 conn.execute("ROLLBACK")
             raise
-        return result
+        return result, written
 
     def close(self) -> None:
         self._closed = True
@@ -126,6 +129,7 @@ class _Connections:
 
 class SqliteStore(Store):
     def __init__(self, path: Path, *, readers: int = 2, retention: Retention | None = None) -> None:
+        super().__init__()
         self.path = path
         self.retention = retention or Retention()
         self._readers_count = readers
@@ -155,12 +159,15 @@ class SqliteStore(Store):
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
         if self._writer is None:
             raise StoreError("store is not open")
-        return await self._writer.run(work, *args)
+        result, written = await self._writer.run(work, *args)
+        self._committed(written)
+        return result
 
     async def _read(self, work: Callable[..., T], *args: Any) -> T:
         if self._readers is None:
             raise StoreError("store is not open")
-        return await self._readers.run(work, *args)
+        result, _ = await self._readers.run(work, *args)
+        return result
 
     # accounts -------------------------------------------------------------------------------
 
@@ -460,6 +467,17 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     found = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     if found != sqlite_schema.VERSION:
         raise StoreError(f"database schema v{found} is not v{sqlite_schema.VERSION}")
+    for statement in _statements(sqlite_schema.WRITTEN):  # the writer's own, once the tables exist
+        conn.execute(statement)
+
+
+def _drain_written(conn: sqlite3.Connection) -> Written:
+    """The nodes this transaction wrote, as the writer's triggers recorded them (see
+    ``sqlite_schema.WRITTEN``, created by the store's first transaction, ``_create_schema``)."""
+    rows = conn.execute("SELECT DISTINCT account_id, name FROM temp.written").fetchall()
+    if rows:
+        conn.execute("DELETE FROM temp.written")
+    return Written(nodes=frozenset((row[0], row[1]) for row in rows))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
