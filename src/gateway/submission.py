@@ -68,6 +68,7 @@ async def new_job(
         correlation_id=correlation_id,
         now=time.time() if now is None else now,
         lease=svc.options.outbox_lease_seconds,
+        offered=svc.job_types,
     )
 
 
