@@ -10,6 +10,7 @@ import abc
 from collections.abc import Callable, Sequence
 
 from gateway.store.records import (
+    ROLLUP_STEPS,
     Account,
     CancelOutcome,
     Document,
@@ -17,9 +18,11 @@ from gateway.store.records import (
     HerkNode,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
@@ -223,7 +226,6 @@ class Store(abc.ABC):
 
     # reads for the API ----------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def log_lines(
         self,
         account_id: str,
@@ -235,12 +237,18 @@ class Store(abc.ABC):
         limit: int = 1000,
     ) -> list[LogLine]:
         """Lines in cursor order: after ``after`` (at most ``limit``), else the last ``tail``."""
+        return await self._log_lines(
+            account_id, node_id, LineWindow.of(after, tail, limit, job_id)
+        )
+
+    @abc.abstractmethod
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
+        """The node's lines in ``window``, in cursor order."""
 
     @abc.abstractmethod
     async def search_logs(self, account_id: str, query: LogQuery) -> list[LogHit]:
         """The account's lines matching ``query``, newest first."""
 
-    @abc.abstractmethod
     async def metrics(
         self,
         account_id: str,
@@ -253,6 +261,16 @@ class Store(abc.ABC):
     ) -> list[MetricSample]:
         """The latest ``limit`` points since ``since``, oldest first: raw samples (``step`` 0)
         or points rolled up over ``step`` seconds (one of ``ROLLUP_STEPS``)."""
+        if step and step not in ROLLUP_STEPS:
+            raise ValueError(f"no roll-up of {step} seconds")
+        query = MetricQuery(name=name, since=since, step=step, limit=limit)
+        return await self._metrics(account_id, node_name, query)
+
+    @abc.abstractmethod
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
+    ) -> list[MetricSample]:
+        """The points ``query`` asks for, oldest first (its step is a known one)."""
 
     @abc.abstractmethod
     async def roll_up(self, now: float) -> int:

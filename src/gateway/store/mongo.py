@@ -42,9 +42,11 @@ from gateway.store.records import (
     HerkNode,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
@@ -570,27 +572,17 @@ class MongoStore(Store):
     # reads ----------------------------------------------------------------------------------
 
     @_mapped
-    async def log_lines(
-        self,
-        account_id: str,
-        node_id: str,
-        *,
-        after: int | None = None,
-        tail: int | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
         where: Doc = {"account_id": account_id, "node_id": node_id}
-        if job_id is not None:
-            where["job_id"] = job_id
-        if after is not None:
-            where["_id"] = {"$gt": after}
-            cursor = self._db.log_lines.find(where).sort("_id", ASCENDING).limit(limit)
+        if window.job_id is not None:
+            where["job_id"] = window.job_id
+        if window.after is not None:
+            where["_id"] = {"$gt": window.after}
+            cursor = self._db.log_lines.find(where).sort("_id", ASCENDING).limit(window.count)
             return [_line(doc) async for doc in cursor]
-        count = limit if tail is None else min(tail, limit)
-        if count <= 0:
-            return []
-        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(count)
+        if window.count <= 0:
+            return []  # a limit of 0 would mean none to MongoDB
+        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(window.count)
         return [_line(doc) async for doc in cursor][::-1]
 
     @_mapped
@@ -636,33 +628,25 @@ class MongoStore(Store):
         ]
 
     @_mapped
-    async def metrics(
-        self,
-        account_id: str,
-        node_name: str,
-        *,
-        name: str | None = None,
-        since: float = 0.0,
-        step: int = 0,
-        limit: int = 1000,
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step and step not in ROLLUP_STEPS:
-            raise ValueError(f"no roll-up of {step} seconds")
+        step = query.step
         where: Doc = {"account_id": account_id, "node_name": node_name}
-        if name is not None:
-            where["name"] = name
+        if query.name is not None:
+            where["name"] = query.name
         if step:
             # a point covers [at, at + step): the one holding ``since`` is in
-            where |= {"step": step, "at": {"$gt": since - step}}
+            where |= {"step": step, "at": {"$gt": query.since - step}}
             cursor = self._db.metric_rollups.find(where).sort(
                 [("at", DESCENDING), ("name", DESCENDING)]
             )
         else:
-            where["at"] = {"$gte": since}
+            where["at"] = {"$gte": query.since}
             cursor = self._db.metric_samples.find(where).sort(
                 [("at", DESCENDING), ("_id", DESCENDING)]
             )
-        samples = [_metric_sample(doc, step) async for doc in cursor.limit(limit)]
+        samples = [_metric_sample(doc, step) async for doc in cursor.limit(query.limit)]
         return sorted(samples, key=lambda s: (s.at, s.name))
 
     @_mapped

@@ -121,6 +121,30 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     at: float
 
 
+class LineWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """Which of a node's lines a read takes: ``count`` lines after the cursor ``after`` in
+    cursor order, or (``after`` None) its last ``count`` lines."""
+
+    after: int | None
+    count: int
+    job_id: str | None = None
+
+    @classmethod
+    def of(cls, after: int | None, tail: int | None, limit: int, job_id: str | None) -> LineWindow:
+        count = limit if after is not None or tail is None else min(tail, limit)
+        return cls(after=after, count=max(count, 0), job_id=job_id)
+
+
+class MetricQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest ``limit`` points of one node since ``since``: raw samples (``step`` 0) or
+    points rolled up over ``step`` seconds (one of ``ROLLUP_STEPS``); one metric if ``name``."""
+
+    name: str | None = None
+    since: float = 0.0
+    step: int = 0
+    limit: int = 1000
+
+
 class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
     """A full-text search over an account's archived log lines; every filter is optional."""
 

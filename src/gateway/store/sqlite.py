@@ -39,9 +39,11 @@ from gateway.store.records import (
     HistoryEntry,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
@@ -309,30 +311,21 @@ class SqliteStore(Store):
 
     # reads ----------------------------------------------------------------------------------
 
-    async def log_lines(
-        self,
-        account_id: str,
-        node_id: str,
-        *,
-        after: int | None = None,
-        tail: int | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
         where = "account_id = ? AND node_id = ?"
         args: list[Any] = [account_id, node_id]
-        if job_id is not None:
+        if window.job_id is not None:
             where += " AND job_id = ?"
-            args.append(job_id)
-        if after is not None:
+            args.append(window.job_id)
+        if window.after is not None:
             sql = f"SELECT {_LINE} FROM log_lines WHERE {where} AND id > ? ORDER BY id LIMIT ?"
-            args += [after, limit]
+            args += [window.after, window.count]
         else:
             sql = (
                 f"SELECT * FROM (SELECT {_LINE} FROM log_lines WHERE {where} "
                 "ORDER BY id DESC LIMIT ?) ORDER BY id"
             )
-            args.append(limit if tail is None else min(tail, limit))
+            args.append(window.count)
         rows = await self._read(_all, sql, tuple(args))
         return [LogLine(**dict(zip(_LINE.split(", "), row, strict=True))) for row in rows]
 
@@ -368,46 +361,38 @@ class SqliteStore(Store):
             for row in rows
         ]
 
-    async def metrics(
-        self,
-        account_id: str,
-        node_name: str,
-        *,
-        name: str | None = None,
-        since: float = 0.0,
-        step: int = 0,
-        limit: int = 1000,
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step:
-            return await self._rollups(account_id, node_name, name, since, step, limit)
+        if query.step:
+            return await self._rollups(account_id, node_name, query)
         where = "account_id = ? AND node_name = ? AND at >= ?"
-        args: list[Any] = [account_id, node_name, since]
-        if name is not None:
+        args: list[Any] = [account_id, node_name, query.since]
+        if query.name is not None:
             where += " AND name = ?"
-            args.append(name)
+            args.append(query.name)
         sql = (
             f"SELECT * FROM (SELECT name, value, at FROM metric_samples WHERE {where} "
             "ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, name"
         )
-        rows = await self._read(_all, sql, (*args, limit))
+        rows = await self._read(_all, sql, (*args, query.limit))
         return [MetricSample(name=r[0], value=r[1], at=r[2]) for r in rows]
 
     async def _rollups(
-        self, account_id: str, node_name: str, name: str | None, since: float, step: int, limit: int
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step not in ROLLUP_STEPS:
-            raise ValueError(f"no roll-up of {step} seconds")
+        step = query.step
         # a point covers [at, at + step): the one holding ``since`` is in
         where = "account_id = ? AND node_name = ? AND step = ? AND at > ?"
-        args: list[Any] = [account_id, node_name, step, since - step]
-        if name is not None:
+        args: list[Any] = [account_id, node_name, step, query.since - step]
+        if query.name is not None:
             where += " AND name = ?"
-            args.append(name)
+            args.append(query.name)
         sql = (
             "SELECT * FROM (SELECT name, value, at, low, high, count FROM metric_rollups "
             f"WHERE {where} ORDER BY at DESC, name DESC LIMIT ?) ORDER BY at, name"
         )
-        rows = await self._read(_all, sql, (*args, limit))
+        rows = await self._read(_all, sql, (*args, query.limit))
         return [
             MetricSample(name=r[0], value=r[1], at=r[2], step=step, low=r[3], high=r[4], count=r[5])
             for r in rows
