@@ -148,6 +148,7 @@ class SqliteStore(Store):
             self.path, threads=self._readers_count, readonly=True, name="sqlite-reader"
         )
         await self._write(_create_schema)
+        await self._write(_analyze)
 
     async def close(self) -> None:
         for pool in (self._readers, self._writer):
@@ -236,9 +237,7 @@ class SqliteStore(Store):
     async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
         if node_id is None:
             return await self._read(_select_jobs, "j.account_id = ?", (account_id,))
-        return await self._read(
-            _select_jobs, "j.account_id = ? AND j.node_id = ?", (account_id, node_id)
-        )
+        return await self._read(_select_node_jobs, account_id, node_id)
 
     async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
         return await self._write(_update_node, account_id, name, change, at)
@@ -437,6 +436,7 @@ class SqliteStore(Store):
         cut = retention.cutoffs(self.retention, now)
         lines, jobs = await self._write(_purge, cut.lines_before, cut.jobs_before)
         samples = await self._write(_purge_metrics, cut.metrics_before)
+        await self._write(_analyze)  # hourly: the planner's statistics follow the data
         return Purged(lines=lines, jobs=jobs, samples=samples)
 
 
@@ -454,6 +454,13 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         raise StoreError(f"database schema v{found} is not v{sqlite_schema.VERSION}")
     for statement in _statements(sqlite_schema.WRITTEN):  # the writer's own, once the tables exist
         conn.execute(statement)
+
+
+def _analyze(conn: sqlite3.Connection) -> None:
+    """Refresh the planner's statistics, reading at most ``ANALYSIS_LIMIT`` rows per index so
+    it stays cheap on a large database."""
+    conn.execute(f"PRAGMA analysis_limit = {sqlite_schema.ANALYSIS_LIMIT}")
+    conn.execute("ANALYZE")
 
 
 def _drain_written(conn: sqlite3.Connection) -> Written:
@@ -591,7 +598,7 @@ def _select_node_with_jobs(
     node = _select_node(conn, account_id, name)
     if node is None:
         return None
-    return node, _select_jobs(conn, "j.account_id = ? AND j.node_id = ?", (account_id, node.id))
+    return node, _select_node_jobs(conn, account_id, node.id)
 
 
 def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> None:
@@ -712,16 +719,27 @@ def _insert_history(conn: sqlite3.Connection, job_id: str, entry: HistoryEntry) 
     )
 
 
-def _select_jobs(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Job]:
+def _select_node_jobs(conn: sqlite3.Connection, account_id: str, node_id: str) -> list[Job]:
+    # The planner would pick jobs_by_account for these terms (it also gives created_at order)
+    # and read every job of the account: a node's read must cost its own jobs, not the fleet's.
+    return _select_jobs(
+        conn, "j.account_id = ? AND j.node_id = ?", (account_id, node_id), "jobs_by_node"
+    )
+
+
+def _select_jobs(
+    conn: sqlite3.Connection, where: str, args: tuple[Any, ...], index: str = ""
+) -> list[Job]:
+    jobs = f"jobs j INDEXED BY {index}" if index else "jobs j"
     rows = conn.execute(
-        f"SELECT {', '.join('j.' + c for c in _JOB.split(', '))} FROM jobs j WHERE {where} "
+        f"SELECT {', '.join('j.' + c for c in _JOB.split(', '))} FROM {jobs} WHERE {where} "
         "ORDER BY j.created_at, j.id",
         args,
     ).fetchall()
     history: dict[str, list[HistoryEntry]] = {}
     for job_id, state, reason, exit_code, at in conn.execute(
         "SELECT h.job_id, h.state, h.reason, h.exit_code, h.at FROM job_history h "
-        f"JOIN jobs j ON j.id = h.job_id WHERE {where} ORDER BY h.id",
+        f"JOIN {jobs} ON j.id = h.job_id WHERE {where} ORDER BY h.id",
         args,
     ):
         history.setdefault(job_id, []).append(

@@ -13,6 +13,10 @@ PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
+ANALYSIS_LIMIT: Final = 1000
+"""Rows ``ANALYZE`` samples per index (at open and after each hourly purge): approximate
+statistics at a bounded cost, enough for the planner to tell a node's jobs from an account's."""
+
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
