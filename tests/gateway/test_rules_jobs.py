@@ -130,3 +130,64 @@ class TestOutboxReasons:
     def test_a_failed_publish_of_a_job_that_is_no_longer_queued_changes_nothing(self) -> None:
         assert rules.publish_failed(job(state="running"), "x", first=True, at=5.0) is None
         assert rules.publish_failed(None, "x", first=True, at=5.0) is None
+
+
+class TestTruthfulEndings:
+    """The attempt that ran a job decides its ending; a presumed ``interrupted`` gives way."""
+
+    presumed = job(state="interrupted", attempt=1, seq=5, presumed=True)
+
+    def test_the_attempts_own_outcome_replaces_a_presumed_interruption(self) -> None:
+        late = status("succeeded", attempt=1, seq=2, exit_code=0, reason="server created")
+        decision = rules.status_event((self.presumed, node(status="NOTRUNNING")), late, 1.0)
+        assert decision.outcome.applied
+        [change] = decision.changes.jobs
+        assert (change.job.state, change.job.exit_code, change.job.presumed) == (
+            "succeeded", 0, False,
+        )  # fmt: skip
+        assert change.entry is not None and change.entry.reason == "server created"
+        assert decision.changes.nodes[0].status == "RUNNING"
+
+    def test_once_replaced_the_ending_is_final(self) -> None:
+        first = rules.status_event((self.presumed, node()), status("failed", seq=2), 1.0)
+        real = first.changes.jobs[0].job
+        again = rules.status_event((real, node()), status("succeeded", seq=3), 1.0)
+        assert again.outcome.why == "job already ended (failed)"
+
+    def test_another_attempts_outcome_does_not_replace_it(self) -> None:
+        for attempt in (0, 2):
+            other = status("succeeded", attempt=attempt, seq=9)
+            decision = rules.status_event((self.presumed, node()), other, 1.0)
+            assert decision.outcome.why == "job already ended (interrupted)"
+
+    def test_the_presumption_coming_back_over_the_bus_is_no_report(self) -> None:
+        presumed = job(state="interrupted", seq=2, attempt=1, reason="herk-a stopped",
+                       presumed=True)  # fmt: skip
+        echo = status("interrupted", attempt=1, seq=2, reason="herk-a stopped")
+        decision = rules.status_event((presumed, node()), echo, 1.0)
+        assert decision.outcome.why == "job already ended (interrupted)"
+        real = status("interrupted", attempt=1, seq=2, reason="killed by the runner's timeout")
+        assert rules.status_event((presumed, node()), real, 1.0).outcome.applied
+
+    def test_a_late_progress_event_does_not_reopen_it(self) -> None:
+        running = status("running", attempt=1, seq=9)
+        decision = rules.status_event((self.presumed, node()), running, 1.0)
+        assert not decision.outcome.applied
+
+    def test_a_reported_ending_is_never_replaced(self) -> None:
+        reported = job(state="interrupted", attempt=1, seq=5)  # herk's own report
+        decision = rules.status_event((reported, node()), status("succeeded", seq=6), 1.0)
+        assert not decision.outcome.applied
+
+    def test_a_presumption_never_replaces_an_ending_nor_a_newer_state(self) -> None:
+        ended = job(state="succeeded", attempt=1, seq=2)
+        guess = status("interrupted", attempt=1, seq=3)
+        assert not rules.status_event((ended, node()), guess, 1.0, presumed=True).outcome.applied
+        applied = rules.status_event((job(state="running", attempt=1, seq=1), node()), guess, 1.0,
+                                     presumed=True)  # fmt: skip
+        assert applied.changes.jobs[0].job.presumed
+
+    def test_a_later_attempts_events_never_fight_an_earlier_ones(self) -> None:
+        second = job(state="running", attempt=2, seq=1)
+        earlier = status("failed", attempt=1, seq=7)
+        assert rules.status_event((second, node()), earlier, 1.0).outcome.why == "stale"

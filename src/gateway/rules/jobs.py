@@ -1,9 +1,13 @@
 """Job rules: what a status event does to a job and its node, cancelling, the outbox's reasons.
 
-Status events are ordered by ``(attempt, seq)``; only a strictly newer one moves the job, and a
-job that has ended stays ended. A cancel ends a job that never reached the broker (its outbox
-entry goes with it); any other unfinished job keeps its state, with the request in its history,
-until herk reports the outcome.
+Status events are ordered by ``(attempt, seq)``; only a strictly newer one moves the job, so an
+earlier attempt's late events never undo a later one's. A job that has ended stays ended, with
+one exception (truthful endings): an ending the gateway only presumed (the reconciler's
+``interrupted`` for a silent herk node) gives way to the outcome the same attempt's runner
+reports, whatever its seq, since that attempt is the one that ran the job.
+
+A cancel ends a job that never reached the broker (its outbox entry goes with it); any other
+unfinished job keeps its state, with the request in its history, until herk reports the outcome.
 """
 
 from __future__ import annotations
@@ -51,16 +55,20 @@ def owned(job: Job | None, job_id: str, account: str, node: str) -> Job | EventO
     return job
 
 
-def status_event(found: tuple[Job, Node] | None, event: StatusEvent, now: float) -> Decision:
+def status_event(
+    found: tuple[Job, Node] | None, event: StatusEvent, now: float, *, presumed: bool = False
+) -> Decision:
     """Move the job (and its node) ``found`` under the event's job id on by ``event``; stale,
-    duplicate or late events, or events for a job that has ended, do nothing."""
+    duplicate or late events, or events for a job that has ended, do nothing. ``presumed``: the
+    event is the gateway's own presumption of the ending, not the runner's report."""
     job = owned(found[0] if found else None, event.job_id, event.account, event.node)
     if isinstance(job, EventOutcome):
         return Decision(outcome=job)
     if lifecycle.is_terminal(job.state):
-        why = f"job already ended ({job.state})"
-        return Decision(outcome=EventOutcome(applied=False, why=why, node_id=job.node_id))
-    if not lifecycle.is_newer(event.attempt, event.seq, job.attempt, job.seq):
+        if not supersedes(job, event, presumed=presumed):
+            why = f"job already ended ({job.state})"
+            return Decision(outcome=EventOutcome(applied=False, why=why, node_id=job.node_id))
+    elif not lifecycle.is_newer(event.attempt, event.seq, job.attempt, job.seq):
         return Decision(outcome=EventOutcome(applied=False, why="stale", node_id=job.node_id))
     at = event.at or now
     entry = HistoryEntry(
@@ -76,10 +84,25 @@ def status_event(found: tuple[Job, Node] | None, event: StatusEvent, now: float)
         herk=event.herk or job.herk,
         updated_at=at,
         history=(*job.history, entry),
+        presumed=presumed,
     )
     return Decision(
         outcome=EventOutcome(applied=True, node_id=job.node_id),
         changes=_with_node(JobChange(job=moved, entry=entry), found[1], at),
+    )
+
+
+def supersedes(job: Job, event: StatusEvent, *, presumed: bool) -> bool:
+    """Whether ``event`` replaces the ending of ``job``: only the outcome its own attempt's
+    runner reports replaces an ending the gateway presumed; a real ending is final. The
+    presumption itself, come back over the bus (the reconciler announces it), is no report."""
+    echo = (event.state.value, event.reason, event.seq) == (job.state, job.reason, job.seq)
+    return (
+        job.presumed
+        and not presumed
+        and not echo
+        and event.state.terminal
+        and event.attempt == job.attempt
     )
 
 

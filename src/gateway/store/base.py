@@ -211,8 +211,10 @@ class Store(abc.ABC):
     # events from herk -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        """Move the job (and its node) on; stale, duplicate or terminal-job events do nothing."""
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
+        """Move the job (and its node) on; stale, duplicate or terminal-job events do nothing
+        (:func:`gateway.rules.jobs.status_event`). ``presumed``: an ending the gateway presumes
+        (the reconciler's), which the attempt's own reported outcome may still replace."""
 
     @abc.abstractmethod
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:

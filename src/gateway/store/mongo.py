@@ -470,12 +470,12 @@ class MongoStore(Store):
     # events from herk -----------------------------------------------------------------------
 
     @_mapped
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
         async def write(tx: _Tx) -> EventOutcome:
             job = await self._load_job(event.job_id, tx.session)
             node = None if job is None else await self._load_node(job.node_id, tx.session)
             found = None if job is None or node is None else (job, node)
-            decision = job_rules.status_event(found, event, _now())
+            decision = job_rules.status_event(found, event, _now(), presumed=presumed)
             await self._save(decision.changes, tx)
             return decision.outcome
 
@@ -903,6 +903,7 @@ def _job_fields(job: Job) -> Doc:
         "herk": job.herk,
         "published": job.published,
         "updated_at": job.updated_at,
+        "presumed": job.presumed,
     }
 
 

@@ -89,6 +89,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     updated_at: float
     history: tuple[HistoryEntry, ...] = ()
+    presumed: bool = False
+    """Its ending is the gateway's presumption (the reconciler's ``interrupted``), not a report
+    from the attempt's runner, which may still replace it with the real outcome."""
 
 
 class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -67,7 +67,7 @@ _NODE = (
 _DOCUMENT = "kind, id, account_id, name, node_id, body, secret_encrypted, created_at, updated_at"
 _JOB = (
     "id, account_id, node_id, node_name, req_type, job_type, params, state, reason, exit_code, "
-    "attempt, seq, herk, correlation_id, published, created_at, updated_at"
+    "attempt, seq, herk, correlation_id, published, created_at, updated_at, presumed"
 )
 _LINE = "id, job_id, attempt, seq, stream, text, at"
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -296,8 +296,8 @@ class SqliteStore(Store):
 
     # events ---------------------------------------------------------------------------------
 
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        return await self._write(_apply_status, event)
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
+        return await self._write(_apply_status, event, presumed)
 
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:
         return await self._write(_insert_log_lines, event)
@@ -675,7 +675,7 @@ def _node_by_id(
 
 def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
     conn.execute(
-        f"INSERT INTO jobs ({_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO jobs ({_JOB}) VALUES ({', '.join('?' * len(_JOB.split(', ')))})",
         (
             job.id,
             job.account_id,
@@ -694,6 +694,7 @@ def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None
             int(job.published),
             job.created_at,
             job.updated_at,
+            int(job.presumed),
         ),
     )
     for entry in job.history:
@@ -768,6 +769,7 @@ def _job(row: Row, history: Sequence[HistoryEntry]) -> Job:
         created_at=row[15],
         updated_at=row[16],
         history=tuple(history),
+        presumed=bool(row[17]),
     )
 
 
@@ -833,8 +835,9 @@ def _job_and_node(conn: sqlite3.Connection, job_id: str) -> tuple[Job, Node] | N
     return None if job is None or node is None else (job, node)
 
 
-def _apply_status(conn: sqlite3.Connection, event: StatusEvent) -> EventOutcome:
-    decision = job_rules.status_event(_job_and_node(conn, event.job_id), event, time.time())
+def _apply_status(conn: sqlite3.Connection, event: StatusEvent, presumed: bool) -> EventOutcome:
+    found = _job_and_node(conn, event.job_id)
+    decision = job_rules.status_event(found, event, time.time(), presumed=presumed)
     _save(conn, decision.changes)
     return decision.outcome
 
@@ -855,7 +858,7 @@ def _save(conn: sqlite3.Connection, changes: Changes) -> None:
         job = change.job
         conn.execute(
             "UPDATE jobs SET state = ?, reason = ?, exit_code = ?, attempt = ?, seq = ?, "
-            "herk = ?, published = ?, updated_at = ? WHERE id = ?",
+            "herk = ?, published = ?, updated_at = ?, presumed = ? WHERE id = ?",
             (
                 job.state,
                 job.reason,
@@ -865,6 +868,7 @@ def _save(conn: sqlite3.Connection, changes: Changes) -> None:
                 job.herk,
                 int(job.published),
                 job.updated_at,
+                int(job.presumed),
                 job.id,
             ),
         )

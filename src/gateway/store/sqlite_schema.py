@@ -190,6 +190,7 @@ ADDED_COLUMNS: Final = (
     ("nodes", "boltdefnsid", "TEXT NOT NULL DEFAULT ''"),
     ("herk_nodes", "held", "TEXT NOT NULL DEFAULT '[]'"),
     ("herk_nodes", "interval", "REAL NOT NULL DEFAULT 0"),
+    ("jobs", "presumed", "INTEGER NOT NULL DEFAULT 0"),
 )
 """(table, column, definition) added to v1 since: ``ALTER TABLE … ADD COLUMN`` when missing."""
 
