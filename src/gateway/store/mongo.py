@@ -326,20 +326,22 @@ class MongoStore(Store):
     async def _load_job(
         self, job_id: str, session: AsyncClientSession, account_id: str | None = None
     ) -> Job | None:
-        where: Doc = {"_id": job_id}
-        if account_id is not None:
-            where["account_id"] = account_id
-        found = await self._db.jobs.find_one(where, session=session)
+        found = await self._load(self._db.jobs, job_id, session, account_id)
         return None if found is None else _job(found)
 
     async def _load_node(
         self, node_id: str, session: AsyncClientSession, account_id: str | None = None
     ) -> Node | None:
-        where: Doc = {"_id": node_id}
-        if account_id is not None:
-            where["account_id"] = account_id
-        found = await self._db.nodes.find_one(where, session=session)
+        found = await self._load(self._db.nodes, node_id, session, account_id)
         return None if found is None else _node(found)
+
+    async def _load(
+        self, collection: Any, key: str, session: AsyncClientSession, account_id: str | None
+    ) -> Doc | None:
+        """The document ``key`` of ``collection`` (of ``account_id`` only, when given)."""
+        owner: Doc = {} if account_id is None else {"account_id": account_id}
+        found: Doc | None = await collection.find_one({"_id": key, **owner}, session=session)
+        return found
 
     async def _unfinished_job(
         self, node_id: str, session: AsyncClientSession, req_type: str | None = None

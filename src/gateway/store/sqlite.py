@@ -69,6 +69,11 @@ _JOB = (
     "id, account_id, node_id, node_name, req_type, job_type, params, state, reason, exit_code, "
     "attempt, seq, herk, correlation_id, published, created_at, updated_at, presumed"
 )
+_JOB_CHANGES = "state, reason, exit_code, attempt, seq, herk, published, updated_at, presumed"
+"""The columns of a job that change after it is stored (its history grows in job_history)."""
+_UPDATE_JOB = (
+    f"UPDATE jobs SET {', '.join(c + ' = ?' for c in _JOB_CHANGES.split(', '))} WHERE id = ?"
+)
 _LINE = "id, job_id, attempt, seq, stream, text, at"
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
 
@@ -676,26 +681,7 @@ def _node_by_id(
 def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
     conn.execute(
         f"INSERT INTO jobs ({_JOB}) VALUES ({', '.join('?' * len(_JOB.split(', ')))})",
-        (
-            job.id,
-            job.account_id,
-            job.node_id,
-            job.node_name,
-            job.req_type,
-            job.job_type,
-            _json(job.params),
-            job.state,
-            job.reason,
-            job.exit_code,
-            job.attempt,
-            job.seq,
-            job.herk,
-            job.correlation_id,
-            int(job.published),
-            job.created_at,
-            job.updated_at,
-            int(job.presumed),
-        ),
+        _job_values(job, _JOB),
     )
     for entry in job.history:
         _insert_history(conn, job.id, entry)
@@ -711,6 +697,17 @@ def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None
             outbox.due_at,
         ),
     )
+
+
+def _job_values(job: Job, columns: str) -> tuple[Any, ...]:
+    """The row values of ``job`` for ``columns`` (a list like :data:`_JOB`)."""
+    values = msgspec.structs.asdict(job)
+    values |= {
+        "params": _json(job.params),
+        "published": int(job.published),
+        "presumed": int(job.presumed),
+    }
+    return tuple(values[column] for column in columns.split(", "))
 
 
 def _insert_history(conn: sqlite3.Connection, job_id: str, entry: HistoryEntry) -> None:
@@ -856,22 +853,7 @@ def _save(conn: sqlite3.Connection, changes: Changes) -> None:
     """Write what a rule decided: jobs' fields and new history entries, nodes, dropped entries."""
     for change in changes.jobs:
         job = change.job
-        conn.execute(
-            "UPDATE jobs SET state = ?, reason = ?, exit_code = ?, attempt = ?, seq = ?, "
-            "herk = ?, published = ?, updated_at = ?, presumed = ? WHERE id = ?",
-            (
-                job.state,
-                job.reason,
-                job.exit_code,
-                job.attempt,
-                job.seq,
-                job.herk,
-                int(job.published),
-                job.updated_at,
-                int(job.presumed),
-                job.id,
-            ),
-        )
+        conn.execute(_UPDATE_JOB, (*_job_values(job, _JOB_CHANGES), job.id))
         if change.entry is not None:
             _insert_history(conn, job.id, change.entry)
     for node in changes.nodes:
