@@ -40,12 +40,15 @@ class Cancel(msgspec.Struct, frozen=True, kw_only=True):
     changes: Changes = Changes()
 
 
+_UNKNOWN = EventOutcome(applied=False, why="unknown job")
+
+
 def owned(job: Job | None, job_id: str, account: str, node: str) -> Job | EventOutcome:
     """``job`` when an event naming ``job_id``, ``account`` and ``node`` applies to it, else why
     not. An event naming an account or node that does not own the job is refused
     (``mismatch``): the consumer dead-letters it."""
     if job is None:
-        return EventOutcome(applied=False, why="unknown job")
+        return _UNKNOWN
     if (job.account_id, job.node_name) != (account, node):
         return EventOutcome(
             applied=False,
@@ -61,9 +64,10 @@ def status_event(
     """Move the job (and its node) ``found`` under the event's job id on by ``event``; stale,
     duplicate or late events, or events for a job that has ended, do nothing. ``presumed``: the
     event is the gateway's own presumption of the ending, not the runner's report."""
-    job = owned(found[0] if found else None, event.job_id, event.account, event.node)
-    if isinstance(job, EventOutcome):
-        return Decision(outcome=job)
+    stored, node = found if found is not None else (None, None)
+    job = owned(stored, event.job_id, event.account, event.node)
+    if isinstance(job, EventOutcome) or node is None:
+        return Decision(outcome=job if isinstance(job, EventOutcome) else _UNKNOWN)
     if lifecycle.is_terminal(job.state):
         if not supersedes(job, event, presumed=presumed):
             why = f"job already ended ({job.state})"
@@ -88,7 +92,7 @@ def status_event(
     )
     return Decision(
         outcome=EventOutcome(applied=True, node_id=job.node_id),
-        changes=_with_node(JobChange(job=moved, entry=entry), found[1], at),
+        changes=_with_node(JobChange(job=moved, entry=entry), node, at),
     )
 
 
