@@ -1,12 +1,14 @@
 """Turning a node request into a job: its type, its parameters, and the ``wire.JobRequest``.
 
-Job types and parameters (the contract with herk, :mod:`megam.params`):
+Which job type a request runs is the gateway's rule (the contract with herk, :mod:`megam.params`):
 
 * ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
 * ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
   and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "instance_id"?}`` for the others.
 
-Params are checked against the contract before they are stored or published: herk would refuse
+Whether herk offers that type, and the params schema it takes, come from the job catalogue
+(``actors/<type>.toml``, read through :mod:`megam.job_types`), the files herk runs jobs from.
+Params are checked against that schema before they are stored or published: herk would refuse
 them to its dead-letter queue, so the caller hears of it now, as a 400. Cloud credentials travel
 only in ``JobRequest.sealed``.
 """
@@ -19,19 +21,16 @@ import msgspec
 import orjson
 
 from gateway import catalogue, lifecycle
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Unavailable
 from gateway.store import Store
 from gateway.store.records import CloudTarget, HistoryEntry, Job, Node, OutboxEntry
-from megam import topology, wire
+from megam import job_types, topology, wire
+from megam.job_types import JobTypeError, JobTypes
 from megam.params import (
     ARG_VALUE_RULE,
     DELETES_BY_ID,
     RUN_LIST_ITEM,
-    KnifeParams,
-    NoParams,
-    Params,
     ParamsError,
-    RunListParams,
     check,
     recorded_instance_id,
 )
@@ -91,18 +90,21 @@ def chef_command(cloud: CloudTarget, run_list: list[str], node_name: str) -> dic
 
 
 def job_spec(
-    cloud: CloudTarget, req_type: str, run_list: list[str], instance_id: str = ""
+    cloud: CloudTarget,
+    req_type: str,
+    run_list: list[str],
+    instance_id: str = "",
+    offered: JobTypes | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The job type and its params; :class:`BadRequest` when herk would refuse the params.
+    """The job type and its params; :class:`BadRequest` when herk would refuse the params,
+    :class:`Unavailable` when the job catalogue (``offered``, else the bundled one) lacks it.
     ``instance_id``: for a knife delete, the id the node's create printed (knife deletes by id)."""
     refusal = catalogue.launch_refusal(cloud.cctype)
     if refusal is not None:
         raise BadRequest(*refusal)
-    kind: type[Params]
     if cloud.cctype == "local":
         job_type = f"local.{req_type}"
         params: dict[str, Any] = {"run_list": run_list} if req_type == "create" else {}
-        kind = RunListParams if req_type == "create" else NoParams
     else:
         job_type = f"knife.{req_type}"
         params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
@@ -112,7 +114,10 @@ def job_spec(
             params["instance_id"] = instance_id
         if cloud.knife_rb:
             params["knife_rb"] = cloud.knife_rb
-        kind = KnifeParams
+    try:
+        kind = (offered or job_types.bundled()).params_schema(job_type)
+    except JobTypeError as exc:
+        raise Unavailable(f"herk runs no {job_type} jobs here", more=str(exc)) from None
     try:
         check(kind, params, job_type)
     except ParamsError as exc:
@@ -146,9 +151,11 @@ def new_job(
     now: float,
     lease: float,
     instance_id: str = "",
+    offered: JobTypes | None = None,
 ) -> tuple[Job, OutboxEntry]:
-    """The stored job and its outbox entry (the encoded ``JobRequest``), queued and unpublished."""
-    job_type, params = job_spec(cloud, req_type, run_list, instance_id)
+    """The stored job and its outbox entry (the encoded ``JobRequest``), queued and unpublished;
+    its type must be one the job catalogue ``offered`` (else the bundled one) has."""
+    job_type, params = job_spec(cloud, req_type, run_list, instance_id, offered)
     message = wire.JobRequest(
         job_id=job_id,
         type=job_type,

@@ -14,8 +14,10 @@ and its heartbeats list them (``Heartbeat.jobs``, ``accepted``). Two rules (``do
   limit newer than the job's last change lists it neither in ``inflight`` nor in ``jobs``, and
   no other live node holds it: it ends ``interrupted`` ("herk node H no longer holds it").
 
-The end is applied like herk's own status event (attempt unchanged, a later seq), so a real
-outcome that arrives first wins and one that arrives later changes nothing. Once applied, the
+The end is applied like herk's own status event (attempt unchanged, a later seq) but marked
+presumed: a real outcome that arrives first wins, and one the same attempt's runner reports
+later (a partitioned node that finished the job after all) replaces the presumed ending
+(truthful endings, :func:`gateway.rules.jobs.supersedes`). Once applied, the
 same event is published on ``megam.events``, so whoever follows job statuses on the bus (another
 gateway, an operator's tooling) sees the job end as it would see herk's own ending.
 """
@@ -139,7 +141,7 @@ class Reconciler:
             correlation_id=job.correlation_id,
             at=now,
         )
-        outcome = await self._store.apply_status(event)
+        outcome = await self._store.apply_status(event, presumed=True)
         if outcome.applied and outcome.node_id is not None:
             logger.warning("job.interrupted", job_id=job.id, herk=job.herk, reason=reason)
             self._notifier.notify(outcome.node_id, status=True)

@@ -20,9 +20,11 @@ from gateway.publisher import JobPublisher
 from gateway.store import Conflict, Store
 from gateway.store.records import Account, Job, Launch, PredefCloud
 from gateway.tail import Notifier
+from megam import job_types
 from megam.bus import Bus
 from megam.config import Settings
 from megam.ids import IdSource
+from megam.job_types import JobTypes
 from megam.secrets import Sealer
 
 
@@ -46,10 +48,13 @@ class Services:
 
     clouds: dict[tuple[str, str], PredefCloud] = dataclasses.field(default_factory=dict)
     launches: GroupCommit[list[Launch], Conflict | None] = dataclasses.field(init=False)
+    job_types: JobTypes = dataclasses.field(init=False)
+    """The job types herk's catalogue offers (``settings.actors_dir``, the files herk reads)."""
 
     def __post_init__(self) -> None:
         # concurrent launches share the store's writer: one transaction, a savepoint each
         self.launches = GroupCommit(self.store.add_launch_groups)
+        self.job_types = job_types.read(self.settings.actors_dir)
 
     async def predef_cloud(self, account_id: str, name: str) -> PredefCloud | None:
         """The account's predef cloud, remembered once found: a cloud never changes after it

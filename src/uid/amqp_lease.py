@@ -21,6 +21,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from megam import log
+from megam.bus.failover import amqp_urls, redact
 from megam.snowflake import wall_ms
 from uid.lease import UNKNOWN_HORIZON, Lease, Leaser, LeaseUnavailable, candidates, unavailable
 
@@ -94,18 +95,26 @@ class AmqpLeaser(Leaser):
         self._heartbeat = heartbeat
         self._connect_timeout_s = connect_timeout_s
 
+    async def _connect(self) -> aio_pika.abc.AbstractConnection:
+        """The first broker of the list that answers (a cluster's nodes: the lease's exclusive
+        queue lives on that node, and a lost connection is a lost lease either way)."""
+        failures = []
+        for url in amqp_urls(self._url):
+            try:
+                return await aio_pika.connect(
+                    url,
+                    heartbeat=self._heartbeat,
+                    timeout=self._connect_timeout_s,
+                    client_properties={"connection_name": "megam-uid-lease"},
+                )
+            except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+                failures.append(f"{redact(url)}: {exc!r}")
+        raise LeaseUnavailable(f"cannot reach RabbitMQ to lease a worker id: {'; '.join(failures)}")
+
     async def acquire(
         self, datacenter_id: int, worker_id: int | None, *, prefer: int | None = None
     ) -> AmqpLease:
-        try:
-            connection = await aio_pika.connect(
-                self._url,
-                heartbeat=self._heartbeat,
-                timeout=self._connect_timeout_s,
-                client_properties={"connection_name": "megam-uid-lease"},
-            )
-        except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
-            raise LeaseUnavailable(f"cannot reach RabbitMQ to lease a worker id: {exc!r}") from exc
+        connection = await self._connect()
         # Automatic ids: first only those free of a horizon still running (a holder that vanished
         # less than a detached horizon ago), so that a restart after a crash need not wait it out.
         passes = (True, False) if worker_id is None else (False,)

@@ -108,3 +108,16 @@ async def test_quorum_queues_and_streams_are_replicated_on_every_node(
     assert members[topology.HERK_REQUESTS.name] == ("quorum", 3)
     assert members[topology.GATEWAY_EVENTS.name] == ("quorum", 3)
     assert members[topology.HERK_CANCELS.name] == ("stream", 3)
+
+
+async def test_a_uid_lease_is_taken_on_the_first_node_of_the_list_that_answers(
+    rabbit_cluster: Cluster, cluster_urls: str
+):
+    from uid.amqp_lease import AmqpLeaser
+
+    rabbit_cluster.kill(1)
+    lease = await AmqpLeaser(cluster_urls).acquire(datacenter_id=0, worker_id=None)
+    try:
+        assert lease.worker_id == 0 and "rabbitmq queue" in lease.where
+    finally:
+        await lease.release(0)

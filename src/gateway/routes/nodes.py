@@ -10,14 +10,13 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from gateway import bodies, envelope, jobs, views
-from gateway.errors import AlreadyExists, BadRequest, NotFound, Unavailable
+from gateway import bodies, envelope, jobs, submission, views
+from gateway.errors import BadRequest, NotFound
 from gateway.lifecycle import NodeStatus, ReqType
 from gateway.node_views import CachedView
 from gateway.schemas import NodeCreate, NodeLaunch
 from gateway.services import Services, caller, cluster_for, request_id, services
 from gateway.store.records import Account, CloudTarget, Job, Launch, Node
-from megam.secrets import SecretError
 
 routes = web.RouteTableDef()
 
@@ -40,13 +39,6 @@ async def launch_nodes(request: web.Request) -> web.Response:
     account = caller(request)
     plan = await _plan(svc, account, await bodies.json_object(request))
     launches = [await _launch(svc, account, plan, name, request_id(request)) for name in plan.names]
-    conflict = await svc.launches.submit(launches)
-    if conflict is not None:
-        raise AlreadyExists(
-            str(conflict),
-            more="a node name is in use until its node is deleted; nothing was launched",
-        )
-    error = await svc.publisher.publish_now([launch.outbox for launch in launches])
     messages = [
         envelope.message(
             201,
@@ -59,9 +51,8 @@ async def launch_nodes(request: web.Request) -> web.Response:
         )
         for launch in launches
     ]
-    if error is not None:
-        messages.append(envelope.queue_crowded(len(launches), error))
-    return envelope.created(messages)
+    refused = "a node name is in use until its node is deleted; nothing was launched"
+    return await submission.submit(svc, launches, messages, refused=refused)
 
 
 async def _plan(svc: Services, account: Account, raw: dict[str, Any]) -> LaunchPlan:
@@ -123,23 +114,18 @@ async def _launch(
 ) -> Launch:
     now = time.time()
     node_id = await svc.new_id("NOD")
-    try:
-        sealed = jobs.sealed_credentials(svc.sealer, plan.cloud)
+    with submission.readable_secrets():
         defns = svc.sealer.encrypt(orjson.dumps(plan.defns).decode()) if plan.defns else None
-    except SecretError as exc:
-        raise Unavailable("the cloud's credentials cannot be read", more=str(exc)) from None
-    job, outbox = jobs.new_job(
-        job_id=await svc.new_id("RIP"),
+    job, outbox = await submission.new_job(
+        svc,
         account_id=account.id,
         node_id=node_id,
         node_name=name,
         req_type=ReqType.CREATE.value,
         cloud=plan.cloud,
         run_list=plan.run_list,
-        sealed=sealed,
         correlation_id=correlation_id,
         now=now,
-        lease=svc.options.outbox_lease_seconds,
     )
     node = Node(
         id=node_id,
@@ -175,7 +161,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     by_node: dict[str, list[Job]] = {}
     for job in await svc.store.jobs(account.id):
         by_node.setdefault(job.node_id, []).append(job)
-    latest = [jobs[-1] for jobs in by_node.values()]
+    latest = [node_jobs[-1] for node_jobs in by_node.values()]
     cluster = await cluster_for(request, latest)
     items = (views.node(node, by_node.get(node.id, []), cluster) for node in nodes)
     return envelope.json(envelope.collection("Node", items))
@@ -192,15 +178,15 @@ async def show_node(request: web.Request) -> web.Response:
         or cached.cluster_taken_at == (await svc.cluster.snapshot()).taken_at
     ):
         return _json_body(cached.body)
-    generation = svc.node_views.generation  # taken before the read: a write meanwhile voids it
+    token = svc.node_views.token()  # taken before the read: a write meanwhile voids it
     found = await svc.store.node_with_jobs(account_id, name)
     if found is None:
         raise NotFound(f"you have no node named {name}", more="GET /v1/nodes lists yours")
-    node, jobs = found
-    cluster = await cluster_for(request, jobs[-1:])
-    body = orjson.dumps(views.node_shown(node, jobs, cluster))
+    node, node_jobs = found
+    cluster = await cluster_for(request, node_jobs[-1:])
+    body = orjson.dumps(views.node_shown(node, node_jobs, cluster))
     taken_at = cluster.taken_at if cluster is not None else None
-    svc.node_views.put(account_id, name, CachedView(body, generation, taken_at))
+    svc.node_views.put(account_id, name, CachedView(body, token, taken_at))
     return _json_body(body)
 
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
-from gateway import bodies, envelope, jobs, views
-from gateway.errors import AlreadyExists, NotFound, Unavailable
+from gateway import bodies, envelope, jobs, submission, views
+from gateway.errors import AlreadyExists, NotFound
 from gateway.lifecycle import NodeStatus, ReqType
 from gateway.schemas import RequestInput
 from gateway.services import caller, cluster_for, request_id, services
-from gateway.store import Conflict
-from megam.secrets import SecretError
 
 routes = web.RouteTableDef()
 
@@ -27,28 +23,17 @@ async def create_request(request: web.Request) -> web.Response:
         raise NotFound(f"you have no node named {body.node_name}")
     if node.status == NodeStatus.DELETED:
         raise AlreadyExists(f"node {node.name} is already deleted")
-    try:
-        sealed = jobs.sealed_credentials(svc.sealer, node.cloud)
-    except SecretError as exc:
-        raise Unavailable("the cloud's credentials cannot be read", more=str(exc)) from None
-    job, outbox = jobs.new_job(
-        job_id=await svc.new_id("RIP"),
+    job, outbox = await submission.new_job(
+        svc,
         account_id=account.id,
         node_id=node.id,
         node_name=node.name,
         req_type=ReqType.DELETE.value,
         cloud=node.cloud,
         run_list=[],
-        sealed=sealed,
         correlation_id=request_id(request),
-        now=time.time(),
-        lease=svc.options.outbox_lease_seconds,
         instance_id=await jobs.created_instance_id(svc.store, node),
     )
-    try:
-        await svc.store.add_request(job, outbox)
-    except Conflict as exc:
-        raise AlreadyExists(str(exc)) from None
     messages = [
         envelope.message(
             201,
@@ -59,10 +44,7 @@ async def create_request(request: web.Request) -> web.Response:
             job_id=job.id,
         )
     ]
-    error = await svc.publisher.publish_now([outbox])
-    if error is not None:
-        messages.append(envelope.queue_crowded(1, error))
-    return envelope.created(messages)
+    return await submission.submit(svc, submission.FurtherJob(job=job, outbox=outbox), messages)
 
 
 @routes.get("/v1/requests")

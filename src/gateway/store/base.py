@@ -7,9 +7,10 @@ signature, not something a caller may forget. Adapters pass ``tests/gateway/stor
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.store.records import (
+    ROLLUP_STEPS,
     Account,
     CancelOutcome,
     Document,
@@ -17,15 +18,18 @@ from gateway.store.records import (
     HerkNode,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
     OutboxEntry,
     PredefCloud,
     Purged,
+    Written,
 )
 from megam.wire import Heartbeat, LogEvent, MetricEvent, StatusEvent
 
@@ -43,6 +47,20 @@ class NotStored(Exception):
 
 
 class Store(abc.ABC):
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Written], None]] = []
+
+    def listen(self, on_commit: Callable[[Written], None]) -> None:
+        """Call ``on_commit`` after every committed write that changed a node or a job, with
+        the nodes it changed (a cache of node views drops exactly those)."""
+        self._listeners.append(on_commit)
+
+    def _committed(self, written: Written) -> None:
+        """Adapters call this once a transaction is committed (never for one rolled back)."""
+        if written.nodes or written.everything:
+            for on_commit in self._listeners:
+                on_commit(written)
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect and create the schema on first use."""
@@ -193,8 +211,10 @@ class Store(abc.ABC):
     # events from herk -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        """Move the job (and its node) on; stale, duplicate or terminal-job events do nothing."""
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
+        """Move the job (and its node) on; stale, duplicate or terminal-job events do nothing
+        (:func:`gateway.rules.jobs.status_event`). ``presumed``: an ending the gateway presumes
+        (the reconciler's), which the attempt's own reported outcome may still replace."""
 
     @abc.abstractmethod
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:
@@ -208,7 +228,6 @@ class Store(abc.ABC):
 
     # reads for the API ----------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def log_lines(
         self,
         account_id: str,
@@ -220,12 +239,18 @@ class Store(abc.ABC):
         limit: int = 1000,
     ) -> list[LogLine]:
         """Lines in cursor order: after ``after`` (at most ``limit``), else the last ``tail``."""
+        return await self._log_lines(
+            account_id, node_id, LineWindow.of(after, tail, limit, job_id)
+        )
+
+    @abc.abstractmethod
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
+        """The node's lines in ``window``, in cursor order."""
 
     @abc.abstractmethod
     async def search_logs(self, account_id: str, query: LogQuery) -> list[LogHit]:
         """The account's lines matching ``query``, newest first."""
 
-    @abc.abstractmethod
     async def metrics(
         self,
         account_id: str,
@@ -238,6 +263,16 @@ class Store(abc.ABC):
     ) -> list[MetricSample]:
         """The latest ``limit`` points since ``since``, oldest first: raw samples (``step`` 0)
         or points rolled up over ``step`` seconds (one of ``ROLLUP_STEPS``)."""
+        if step and step not in ROLLUP_STEPS:
+            raise ValueError(f"no roll-up of {step} seconds")
+        query = MetricQuery(name=name, since=since, step=step, limit=limit)
+        return await self._metrics(account_id, node_name, query)
+
+    @abc.abstractmethod
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
+    ) -> list[MetricSample]:
+        """The points ``query`` asks for, oldest first (its step is a known one)."""
 
     @abc.abstractmethod
     async def roll_up(self, now: float) -> int:

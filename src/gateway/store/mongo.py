@@ -27,21 +27,26 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from gateway import lifecycle
-from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.rules import jobs as job_rules
+from gateway.rules import nodes as node_rules
+from gateway.rules import retention
+from gateway.store.base import Conflict, Store, StoreError
 from gateway.store.records import (
     ROLLUP_STEPS,
     Account,
     CancelOutcome,
+    Changes,
     CloudTarget,
     Document,
     EventOutcome,
     HerkNode,
-    HistoryEntry,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
@@ -49,6 +54,7 @@ from gateway.store.records import (
     PredefCloud,
     Purged,
     Retention,
+    Written,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
 
@@ -86,6 +92,7 @@ def _date(epoch: float) -> datetime.datetime:
 
 class MongoStore(Store):
     def __init__(self, url: str, retention: Retention | None = None) -> None:
+        super().__init__()
         self.url = url
         self.retention = retention or Retention()
         self._client: AsyncMongoClient[Doc] | None = None
@@ -144,11 +151,17 @@ class MongoStore(Store):
     async def ping(self) -> None:
         await self._db.command("ping")
 
-    async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    async def _transaction(self, work: Callable[[_Tx], Awaitable[T]]) -> T:
+        """``work`` in one transaction; once it is committed, the listeners hear which nodes it
+        wrote (every write to a node or a job goes through one: :meth:`_save`, the inserts)."""
         if self._client is None:
             raise StoreError("store is not open")
-        async with self._client.start_session() as session, await session.start_transaction():
-            return await work(session)
+        async with self._client.start_session() as session:
+            tx = _Tx(session)
+            async with await session.start_transaction():
+                result = await work(tx)
+        self._committed(Written(nodes=frozenset(tx.written)))
+        return result
 
     # accounts -------------------------------------------------------------------------------
 
@@ -189,43 +202,32 @@ class MongoStore(Store):
 
     @_mapped
     async def add_launches(self, launches: Sequence[Launch]) -> None:
-        async def write(session: AsyncClientSession) -> None:
+        async def write(tx: _Tx) -> None:
             for launch in launches:
+                tx.wrote(launch.node.account_id, launch.node.name)
                 try:
-                    await self._db.nodes.insert_one(_node_doc(launch.node), session=session)
+                    await self._db.nodes.insert_one(_node_doc(launch.node), session=tx.session)
                 except DuplicateKeyError:
                     raise Conflict(f"a node named {launch.node.name} already exists") from None
-                await self._insert_job(launch.job, launch.outbox, session)
+                await self._insert_job(launch.job, launch.outbox, tx)
 
         await self._transaction(write)
 
     @_mapped
     async def add_request(self, job: Job, outbox: OutboxEntry) -> None:
-        async def write(session: AsyncClientSession) -> None:
-            node = await self._db.nodes.find_one(
-                {"_id": job.node_id, "account_id": job.account_id}, session=session
-            )
-            if node is None:
-                raise Conflict(f"node {job.node_name} does not exist")
-            if node["status"] == _DELETED:
-                raise Conflict(f"node {job.node_name} is already deleted")
-            pending = await self._db.jobs.find_one(
-                {"node_id": job.node_id, "req_type": job.req_type, "state": {"$in": _UNFINISHED}},
-                session=session,
-            )
-            if pending is not None:
-                raise Conflict(
-                    f"a {job.req_type} request for {job.node_name} is already in progress "
-                    f"(job {pending['_id']})"
-                )
-            await self._insert_job(job, outbox, session)
+        async def write(tx: _Tx) -> None:
+            node = await self._load_node(job.node_id, tx.session, job.account_id)
+            pending = await self._unfinished_job(job.node_id, tx.session, job.req_type)
+            node_rules.admit_request(job, node, pending)
+            await self._insert_job(job, outbox, tx)
 
         await self._transaction(write)
 
-    async def _insert_job(self, job: Job, outbox: OutboxEntry, session: AsyncClientSession) -> None:
-        await self._db.jobs.insert_one(_job_doc(job), session=session)
+    async def _insert_job(self, job: Job, outbox: OutboxEntry, tx: _Tx) -> None:
+        tx.wrote(job.account_id, job.node_name)  # a new job's node has the name it was given
+        await self._db.jobs.insert_one(_job_doc(job), session=tx.session)
         await self._db.outbox.insert_one(
-            {**_with_id(outbox, "job_id"), "last_error": ""}, session=session
+            {**_with_id(outbox, "job_id"), "last_error": ""}, session=tx.session
         )
 
     @_mapped
@@ -285,34 +287,16 @@ class MongoStore(Store):
 
     @_mapped
     async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
-        found = await self._db.nodes.find_one(
-            {"account_id": account_id, "name": name, "status": {"$ne": _DELETED}}
-        )
-        if found is None:
-            raise NotStored(f"you have no live node named {name}")
-        node = _node(found)
-        renamed = bool(change.new_name and change.new_name != node.name)
-        if renamed:
-            unfinished = await self._db.jobs.find_one(
-                {"node_id": node.id, "state": {"$in": _UNFINISHED}}
-            )
-            if unfinished is not None:
-                raise Conflict(
-                    f"node {name} has an unfinished job; rename it once the job has ended"
-                )
-        updated = msgspec.structs.replace(
-            node,
-            status=change.status or node.status,
-            name=change.new_name or node.name,
-            appdefnsid=change.appdefnsid or node.appdefnsid,
-            boltdefnsid=change.boltdefnsid or node.boltdefnsid,
-            updated_at=at,
-        )
-        try:
-            await self._db.nodes.replace_one({"_id": node.id}, _node_doc(updated))
-        except DuplicateKeyError:
-            raise Conflict(f"a node named {updated.name} already exists") from None
-        return updated
+        async def write(tx: _Tx) -> Node:
+            found = await self._find_node(account_id, name, tx.session)
+            node = None if found is None else _node(found)
+            busy = node is not None and await self._unfinished_job(node.id, tx.session) is not None
+            updated = node_rules.updated(node, name, change, busy=busy, at=at)
+            tx.wrote(account_id, name)  # the old name's view, besides the new one's
+            await self._save(Changes(nodes=(updated,)), tx)
+            return updated
+
+        return await self._transaction(write)
 
     @_mapped
     async def running_jobs(self) -> list[Job]:
@@ -322,59 +306,75 @@ class MongoStore(Store):
     async def cancel_job(
         self, account_id: str, job_id: str, requested_by: str, at: float
     ) -> CancelOutcome | None:
-        async def write(session: AsyncClientSession) -> CancelOutcome | None:
-            found = await self._db.jobs.find_one(
-                {"_id": job_id, "account_id": account_id}, session=session
-            )
-            if found is None:
+        async def write(tx: _Tx) -> CancelOutcome | None:
+            job = await self._load_job(job_id, tx.session, account_id)
+            if job is None:
                 return None
-            job = _job(found)
-            if lifecycle.is_terminal(job.state):
-                return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
-            dropped = await self._db.outbox.delete_one({"_id": job_id}, session=session)
-            if dropped.deleted_count and job.state == JobState.QUEUED:
-                state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
-            else:
-                state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
-            reason = reason.format(by=requested_by)
-            entry = HistoryEntry(state=state.value, reason=reason, at=at)
-            updated = await self._db.jobs.find_one_and_update(
-                {"_id": job_id},
-                {
-                    "$set": {"state": state.value, "reason": reason, "updated_at": at}
-                    | _finished(state, at),
-                    "$push": {"history": msgspec.to_builtins(entry)},
-                },
-                return_document=ReturnDocument.AFTER,
-                session=session,
+            node = await self._load_node(job.node_id, tx.session)
+            assert node is not None  # a job's node is never dropped
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=tx.session)
+            cancel = job_rules.cancel(
+                job, node, in_outbox=entry is not None, requested_by=requested_by, at=at
             )
-            if state.terminal:
-                await self._move_node(job.node_id, job.req_type, state, at, session)
-            return CancelOutcome(job=_job(updated), ended_here=state.terminal, node_id=job.node_id)
+            await self._save(cancel.changes, tx)
+            return cancel.outcome
 
         return await self._transaction(write)
 
-    async def _move_node(
-        self,
-        node_id: str,
-        req_type: str,
-        state: JobState,
-        at: float,
-        session: AsyncClientSession,
-    ) -> None:
-        node = await self._db.nodes.find_one({"_id": node_id}, session=session)
-        status = str(lifecycle.node_status_after(req_type, state, node["status"]))
-        if status != node["status"]:
-            await self._db.nodes.update_one(
-                {"_id": node_id},
-                {
-                    "$set": {
-                        "status": status,
-                        "updated_at": at,
-                        "live_name": _live_name(node["name"], status, node_id),
-                    }
-                },
-                session=session,
+    # the repository: records loaded and saved inside a transaction --------------------------
+
+    async def _load_job(
+        self, job_id: str, session: AsyncClientSession, account_id: str | None = None
+    ) -> Job | None:
+        found = await self._load(self._db.jobs, job_id, session, account_id)
+        return None if found is None else _job(found)
+
+    async def _load_node(
+        self, node_id: str, session: AsyncClientSession, account_id: str | None = None
+    ) -> Node | None:
+        found = await self._load(self._db.nodes, node_id, session, account_id)
+        return None if found is None else _node(found)
+
+    async def _load(
+        self, collection: Any, key: str, session: AsyncClientSession, account_id: str | None
+    ) -> Doc | None:
+        """The document ``key`` of ``collection`` (of ``account_id`` only, when given)."""
+        owner: Doc = {} if account_id is None else {"account_id": account_id}
+        found: Doc | None = await collection.find_one({"_id": key, **owner}, session=session)
+        return found
+
+    async def _unfinished_job(
+        self, node_id: str, session: AsyncClientSession, req_type: str | None = None
+    ) -> str | None:
+        """The id of one of the node's unfinished jobs (of ``req_type`` if given), else None."""
+        where: Doc = {"node_id": node_id, "state": {"$in": _UNFINISHED}}
+        if req_type is not None:
+            where["req_type"] = req_type
+        found = await self._db.jobs.find_one(where, {"_id": 1}, session=session)
+        return None if found is None else str(found["_id"])
+
+    async def _save(self, changes: Changes, tx: _Tx) -> None:
+        """Write what a rule decided: jobs' fields and new history entries, nodes, dropped
+        outbox entries."""
+        session = tx.session
+        for change in changes.jobs:
+            job = change.job
+            # rules change unfinished jobs only, and a node with one is never renamed
+            tx.wrote(job.account_id, job.node_name)
+            fields = _job_fields(job) | _finished(JobState(job.state), job.updated_at)
+            update: Doc = {"$set": fields}
+            if change.entry is not None:
+                update["$push"] = {"history": msgspec.to_builtins(change.entry)}
+            await self._db.jobs.update_one({"_id": job.id}, update, session=session)
+        for node in changes.nodes:
+            tx.wrote(node.account_id, node.name)
+            try:
+                await self._db.nodes.replace_one({"_id": node.id}, _node_doc(node), session=session)
+            except DuplicateKeyError:
+                raise Conflict(f"a node named {node.name} already exists") from None
+        if changes.dropped_outbox:
+            await self._db.outbox.delete_many(
+                {"_id": {"$in": list(changes.dropped_outbox)}}, session=session
             )
 
     # documents ------------------------------------------------------------------------------
@@ -439,32 +439,31 @@ class MongoStore(Store):
 
     @_mapped
     async def outbox_sent(self, job_id: str, at: float) -> None:
-        entry = await self._db.outbox.find_one_and_delete({"_id": job_id})
-        await self._db.jobs.update_one({"_id": job_id}, {"$set": {"published": True}})
-        failures = entry["attempts"] if entry else 0
-        if failures:
-            reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
-            await self._set_queued_reason(job_id, reason, at, record=True)
+        async def write(tx: _Tx) -> None:
+            entry = await self._db.outbox.find_one({"_id": job_id}, session=tx.session)
+            failures = entry["attempts"] if entry else 0
+            job = await self._load_job(job_id, tx.session)
+            await self._save(job_rules.published(job_id, job, failures, at), tx)
+
+        await self._transaction(write)
 
     @_mapped
     async def outbox_failed(self, job_id: str, error: str, retry_at: float, at: float) -> None:
-        entry = await self._db.outbox.find_one_and_update(
-            {"_id": job_id},
-            {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
-        )
-        if entry is None:
-            return  # published meanwhile by someone else
-        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
-        await self._set_queued_reason(job_id, reason, at, record=entry["attempts"] == 0)
+        async def write(tx: _Tx) -> None:
+            entry = await self._db.outbox.find_one_and_update(
+                {"_id": job_id},
+                {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at, "last_error": error}},
+                session=tx.session,
+            )
+            if entry is None:
+                return  # published meanwhile by someone else
+            job = await self._load_job(job_id, tx.session)
+            first = entry["attempts"] == 0
+            change = job_rules.publish_failed(job, error, first=first, at=at)
+            if change is not None:
+                await self._save(Changes(jobs=(change,)), tx)
 
-    async def _set_queued_reason(
-        self, job_id: str, reason: str, at: float, *, record: bool
-    ) -> None:
-        update: Doc = {"$set": {"reason": reason, "updated_at": at}}
-        if record:
-            entry = HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
-            update["$push"] = {"history": msgspec.to_builtins(entry)}
-        await self._db.jobs.update_one({"_id": job_id, "state": JobState.QUEUED.value}, update)
+        await self._transaction(write)
 
     @_mapped
     async def outbox_size(self) -> int:
@@ -472,64 +471,26 @@ class MongoStore(Store):
 
     # events from herk -----------------------------------------------------------------------
 
-    async def _owner(
-        self, job_id: str, account: str, node: str, session: AsyncClientSession | None = None
-    ) -> Doc | EventOutcome:
-        found = await self._db.jobs.find_one({"_id": job_id}, session=session)
-        if found is None:
-            return EventOutcome(applied=False, why="unknown job")
-        if (found["account_id"], found["node_name"]) != (account, node):
-            return EventOutcome(
-                applied=False,
-                mismatch=True,
-                why=f"event names account {account} and node {node}, which do not own job {job_id}",
-            )
-        return found
-
     @_mapped
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        async def write(session: AsyncClientSession) -> EventOutcome:
-            found = await self._owner(event.job_id, event.account, event.node, session)
-            if isinstance(found, EventOutcome):
-                return found
-            node_id = found["node_id"]
-            if lifecycle.is_terminal(found["state"]):
-                return EventOutcome(
-                    applied=False, why=f"job already ended ({found['state']})", node_id=node_id
-                )
-            if not lifecycle.is_newer(event.attempt, event.seq, found["attempt"], found["seq"]):
-                return EventOutcome(applied=False, why="stale", node_id=node_id)
-            at = event.at or _now()
-            entry = HistoryEntry(
-                state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
-            )
-            changes: Doc = {
-                "state": event.state.value,
-                "reason": event.reason,
-                "attempt": event.attempt,
-                "seq": event.seq,
-                "updated_at": at,
-            } | _finished(event.state, at)
-            if event.exit_code is not None:
-                changes["exit_code"] = event.exit_code
-            if event.herk:
-                changes["herk"] = event.herk
-            await self._db.jobs.update_one(
-                {"_id": event.job_id},
-                {"$set": changes, "$push": {"history": msgspec.to_builtins(entry)}},
-                session=session,
-            )
-            await self._move_node(node_id, found["req_type"], event.state, at, session)
-            return EventOutcome(applied=True, node_id=node_id)
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
+        async def write(tx: _Tx) -> EventOutcome:
+            job = await self._load_job(event.job_id, tx.session)
+            node = None if job is None else await self._load_node(job.node_id, tx.session)
+            found = None if job is None or node is None else (job, node)
+            decision = job_rules.status_event(found, event, _now(), presumed=presumed)
+            await self._save(decision.changes, tx)
+            return decision.outcome
 
         return await self._transaction(write)
 
     @_mapped
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:
-        found = await self._owner(event.job_id, event.account, event.node)
-        if isinstance(found, EventOutcome):
-            return found
-        node_id = found["node_id"]
+        found = await self._db.jobs.find_one({"_id": event.job_id})
+        job = None if found is None else _job(found)
+        owner = job_rules.owned(job, event.job_id, event.account, event.node)
+        if isinstance(owner, EventOutcome):
+            return owner
+        node_id = owner.node_id
         async with self._log_ids:  # cursors grow in commit order
             counter = await self._db.counters.find_one_and_update(
                 {"_id": "log_lines"},
@@ -613,27 +574,17 @@ class MongoStore(Store):
     # reads ----------------------------------------------------------------------------------
 
     @_mapped
-    async def log_lines(
-        self,
-        account_id: str,
-        node_id: str,
-        *,
-        after: int | None = None,
-        tail: int | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
         where: Doc = {"account_id": account_id, "node_id": node_id}
-        if job_id is not None:
-            where["job_id"] = job_id
-        if after is not None:
-            where["_id"] = {"$gt": after}
-            cursor = self._db.log_lines.find(where).sort("_id", ASCENDING).limit(limit)
+        if window.job_id is not None:
+            where["job_id"] = window.job_id
+        if window.after is not None:
+            where["_id"] = {"$gt": window.after}
+            cursor = self._db.log_lines.find(where).sort("_id", ASCENDING).limit(window.count)
             return [_line(doc) async for doc in cursor]
-        count = limit if tail is None else min(tail, limit)
-        if count <= 0:
-            return []
-        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(count)
+        if window.count <= 0:
+            return []  # a limit of 0 would mean none to MongoDB
+        cursor = self._db.log_lines.find(where).sort("_id", DESCENDING).limit(window.count)
         return [_line(doc) async for doc in cursor][::-1]
 
     @_mapped
@@ -679,33 +630,25 @@ class MongoStore(Store):
         ]
 
     @_mapped
-    async def metrics(
-        self,
-        account_id: str,
-        node_name: str,
-        *,
-        name: str | None = None,
-        since: float = 0.0,
-        step: int = 0,
-        limit: int = 1000,
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step and step not in ROLLUP_STEPS:
-            raise ValueError(f"no roll-up of {step} seconds")
+        step = query.step
         where: Doc = {"account_id": account_id, "node_name": node_name}
-        if name is not None:
-            where["name"] = name
+        if query.name is not None:
+            where["name"] = query.name
         if step:
             # a point covers [at, at + step): the one holding ``since`` is in
-            where |= {"step": step, "at": {"$gt": since - step}}
+            where |= {"step": step, "at": {"$gt": query.since - step}}
             cursor = self._db.metric_rollups.find(where).sort(
                 [("at", DESCENDING), ("name", DESCENDING)]
             )
         else:
-            where["at"] = {"$gte": since}
+            where["at"] = {"$gte": query.since}
             cursor = self._db.metric_samples.find(where).sort(
                 [("at", DESCENDING), ("_id", DESCENDING)]
             )
-        samples = [_metric_sample(doc, step) async for doc in cursor.limit(limit)]
+        samples = [_metric_sample(doc, step) async for doc in cursor.limit(query.limit)]
         return sorted(samples, key=lambda s: (s.at, s.name))
 
     @_mapped
@@ -786,31 +729,46 @@ class MongoStore(Store):
     @_mapped
     async def purge(self, now: float) -> Purged:
         await self.roll_up(now)
-        lines = await self._db.log_lines.delete_many(
-            {"at": {"$lt": now - self.retention.log_seconds}}
-        )
+        cut = retention.cutoffs(self.retention, now)
+        lines = await self._db.log_lines.delete_many({"at": {"$lt": cut.lines_before}})
         old_jobs = [
             doc["_id"]
             async for doc in self._db.jobs.find(
-                {"finished_at": {"$lt": now - self.retention.job_seconds}}, {"_id": 1}
+                {"finished_at": {"$lt": cut.jobs_before}}, {"_id": 1}
             )
         ]
         their_lines = await self._db.log_lines.delete_many({"job_id": {"$in": old_jobs}})
         jobs = await self._db.jobs.delete_many({"_id": {"$in": old_jobs}})
+        (_, raw_before), *points_before = cut.metrics_before
         samples = await self._db.metric_samples.delete_many(
-            {"at": {"$lt": now - self.retention.keeps(0)}, "rolled": True}
+            {"at": {"$lt": raw_before}, "rolled": True}
         )
         dropped = samples.deleted_count
-        for step in ROLLUP_STEPS:
+        for step, before in points_before:
             points = await self._db.metric_rollups.delete_many(
-                {"step": step, "at": {"$lt": now - self.retention.keeps(step)}}
+                {"step": step, "at": {"$lt": before}}
             )
             dropped += points.deleted_count
+        if jobs.deleted_count:
+            self._committed(Written(everything=True))  # which nodes lost jobs is not read back
         return Purged(
             lines=lines.deleted_count + their_lines.deleted_count,
             jobs=jobs.deleted_count,
             samples=dropped,
         )
+
+
+class _Tx:
+    """One transaction's session, and the nodes it wrote, as ``(account_id, name)``."""
+
+    __slots__ = ("session", "written")
+
+    def __init__(self, session: AsyncClientSession) -> None:
+        self.session = session
+        self.written: set[tuple[str, str]] = set()
+
+    def wrote(self, account_id: str, name: str) -> None:
+        self.written.add((account_id, name))
 
 
 # metric roll-ups ------------------------------------------------------------------------------
@@ -934,6 +892,21 @@ def _node(doc: Doc) -> Node:
 
 def _job_doc(job: Job) -> Doc:
     return _with_id(job) | _finished(JobState(job.state), job.updated_at)
+
+
+def _job_fields(job: Job) -> Doc:
+    """The fields of a stored job that change (its history only grows, by ``$push``)."""
+    return {
+        "state": job.state,
+        "reason": job.reason,
+        "exit_code": job.exit_code,
+        "attempt": job.attempt,
+        "seq": job.seq,
+        "herk": job.herk,
+        "published": job.published,
+        "updated_at": job.updated_at,
+        "presumed": job.presumed,
+    }
 
 
 def _job(doc: Doc) -> Job:

@@ -89,6 +89,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     updated_at: float
     history: tuple[HistoryEntry, ...] = ()
+    presumed: bool = False
+    """Its ending is the gateway's presumption (the reconciler's ``interrupted``), not a report
+    from the attempt's runner, which may still replace it with the real outcome."""
 
 
 class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +122,30 @@ class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     text: str
     at: float
+
+
+class LineWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """Which of a node's lines a read takes: ``count`` lines after the cursor ``after`` in
+    cursor order, or (``after`` None) its last ``count`` lines."""
+
+    after: int | None
+    count: int
+    job_id: str | None = None
+
+    @classmethod
+    def of(cls, after: int | None, tail: int | None, limit: int, job_id: str | None) -> LineWindow:
+        count = limit if after is not None or tail is None else min(tail, limit)
+        return cls(after=after, count=max(count, 0), job_id=job_id)
+
+
+class MetricQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest ``limit`` points of one node since ``since``: raw samples (``step`` 0) or
+    points rolled up over ``step`` seconds (one of ``ROLLUP_STEPS``); one metric if ``name``."""
+
+    name: str | None = None
+    since: float = 0.0
+    step: int = 0
+    limit: int = 1000
 
 
 class LogQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,6 +220,31 @@ class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """True when the job had not reached the broker yet: the gateway ended it ``cancelled``
     itself (its outbox entry is gone, so it can never start)."""
     node_id: str
+
+
+class JobChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as a rule left it: its fields are written, ``entry`` (if any) joins its history."""
+
+    job: Job
+    entry: HistoryEntry | None = None
+
+
+class Changes(msgspec.Struct, frozen=True, kw_only=True):
+    """What one rule decided to write, saved by the store in the transaction that loaded the
+    records the rule read: changed jobs, changed nodes (written whole), outbox entries to drop."""
+
+    jobs: tuple[JobChange, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    dropped_outbox: tuple[str, ...] = ()
+
+
+class Written(msgspec.Struct, frozen=True, kw_only=True):
+    """What one committed transaction changed that a node's view shows: the nodes, as
+    ``(account_id, name)`` (both names of a renamed node), whose node or jobs it wrote."""
+
+    nodes: frozenset[tuple[str, str]] = frozenset()
+    everything: bool = False
+    """Set by writes that do not name what they touched: every view is void."""
 
 
 class NodeChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,13 +22,16 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 
-from gateway import lifecycle
+from gateway.rules import jobs as job_rules
+from gateway.rules import nodes as node_rules
+from gateway.rules import retention
 from gateway.store import sqlite_schema
-from gateway.store.base import Conflict, NotStored, Store, StoreError
+from gateway.store.base import Conflict, Store, StoreError
 from gateway.store.records import (
     ROLLUP_STEPS,
     Account,
     CancelOutcome,
+    Changes,
     CloudTarget,
     Document,
     EventOutcome,
@@ -36,9 +39,11 @@ from gateway.store.records import (
     HistoryEntry,
     Job,
     Launch,
+    LineWindow,
     LogHit,
     LogLine,
     LogQuery,
+    MetricQuery,
     MetricSample,
     Node,
     NodeChange,
@@ -46,6 +51,7 @@ from gateway.store.records import (
     PredefCloud,
     Purged,
     Retention,
+    Written,
 )
 from megam.wire import Heartbeat, HeldJob, JobState, LogEvent, MetricEvent, StatusEvent
 
@@ -61,7 +67,12 @@ _NODE = (
 _DOCUMENT = "kind, id, account_id, name, node_id, body, secret_encrypted, created_at, updated_at"
 _JOB = (
     "id, account_id, node_id, node_name, req_type, job_type, params, state, reason, exit_code, "
-    "attempt, seq, herk, correlation_id, published, created_at, updated_at"
+    "attempt, seq, herk, correlation_id, published, created_at, updated_at, presumed"
+)
+_JOB_CHANGES = "state, reason, exit_code, attempt, seq, herk, published, updated_at, presumed"
+"""The columns of a job that change after it is stored (its history grows in job_history)."""
+_UPDATE_JOB = (
+    f"UPDATE jobs SET {', '.join(c + ' = ?' for c in _JOB_CHANGES.split(', '))} WHERE id = ?"
 )
 _LINE = "id, job_id, attempt, seq, stream, text, at"
 _UNFINISHED = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -91,7 +102,8 @@ class _Connections:
         with self._lock:
             self._opened.append(conn)
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
+    async def run(self, work: Callable[..., T], *args: Any) -> tuple[T, Written]:
+        """``work(conn, *args)`` in one transaction; its result and the nodes it wrote."""
         if self._closed:
             raise StoreError(f"SQLite store {self._path} is closed")
         loop = asyncio.get_running_loop()
@@ -100,17 +112,18 @@ class _Connections:
         except (sqlite3.Error, BrokenThreadPool) as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
 
-    def _transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, Written]:
         conn: sqlite3.Connection = self._local.conn
         conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
         try:
             result = work(conn, *args)
+            written = Written() if self._readonly else _drain_written(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # also when COMMIT itself failed
                 conn.execute("ROLLBACK")
             raise
-        return result
+        return result, written
 
     def close(self) -> None:
         self._closed = True
@@ -123,6 +136,7 @@ class _Connections:
 
 class SqliteStore(Store):
     def __init__(self, path: Path, *, readers: int = 2, retention: Retention | None = None) -> None:
+        super().__init__()
         self.path = path
         self.retention = retention or Retention()
         self._readers_count = readers
@@ -139,6 +153,7 @@ class SqliteStore(Store):
             self.path, threads=self._readers_count, readonly=True, name="sqlite-reader"
         )
         await self._write(_create_schema)
+        await self._write(_analyze)
 
     async def close(self) -> None:
         for pool in (self._readers, self._writer):
@@ -152,12 +167,15 @@ class SqliteStore(Store):
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
         if self._writer is None:
             raise StoreError("store is not open")
-        return await self._writer.run(work, *args)
+        result, written = await self._writer.run(work, *args)
+        self._committed(written)
+        return result
 
     async def _read(self, work: Callable[..., T], *args: Any) -> T:
         if self._readers is None:
             raise StoreError("store is not open")
-        return await self._readers.run(work, *args)
+        result, _ = await self._readers.run(work, *args)
+        return result
 
     # accounts -------------------------------------------------------------------------------
 
@@ -207,12 +225,7 @@ class SqliteStore(Store):
         return await self._read(_select_node_with_jobs, account_id, name)
 
     async def node_by_id(self, account_id: str, node_id: str) -> Node | None:
-        row = await self._read(
-            _one,
-            f"SELECT {_NODE} FROM nodes WHERE account_id = ? AND id = ?",
-            (account_id, node_id),
-        )
-        return None if row is None else _node(row)
+        return await self._read(_node_by_id, node_id, account_id)
 
     async def nodes(self, account_id: str) -> list[Node]:
         rows = await self._read(
@@ -229,9 +242,7 @@ class SqliteStore(Store):
     async def jobs(self, account_id: str, *, node_id: str | None = None) -> list[Job]:
         if node_id is None:
             return await self._read(_select_jobs, "j.account_id = ?", (account_id,))
-        return await self._read(
-            _select_jobs, "j.account_id = ? AND j.node_id = ?", (account_id, node_id)
-        )
+        return await self._read(_select_node_jobs, account_id, node_id)
 
     async def update_node(self, account_id: str, name: str, change: NodeChange, at: float) -> Node:
         return await self._write(_update_node, account_id, name, change, at)
@@ -290,8 +301,8 @@ class SqliteStore(Store):
 
     # events ---------------------------------------------------------------------------------
 
-    async def apply_status(self, event: StatusEvent) -> EventOutcome:
-        return await self._write(_apply_status, event)
+    async def apply_status(self, event: StatusEvent, *, presumed: bool = False) -> EventOutcome:
+        return await self._write(_apply_status, event, presumed)
 
     async def add_log_lines(self, event: LogEvent) -> EventOutcome:
         return await self._write(_insert_log_lines, event)
@@ -304,30 +315,21 @@ class SqliteStore(Store):
 
     # reads ----------------------------------------------------------------------------------
 
-    async def log_lines(
-        self,
-        account_id: str,
-        node_id: str,
-        *,
-        after: int | None = None,
-        tail: int | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
+    async def _log_lines(self, account_id: str, node_id: str, window: LineWindow) -> list[LogLine]:
         where = "account_id = ? AND node_id = ?"
         args: list[Any] = [account_id, node_id]
-        if job_id is not None:
+        if window.job_id is not None:
             where += " AND job_id = ?"
-            args.append(job_id)
-        if after is not None:
+            args.append(window.job_id)
+        if window.after is not None:
             sql = f"SELECT {_LINE} FROM log_lines WHERE {where} AND id > ? ORDER BY id LIMIT ?"
-            args += [after, limit]
+            args += [window.after, window.count]
         else:
             sql = (
                 f"SELECT * FROM (SELECT {_LINE} FROM log_lines WHERE {where} "
                 "ORDER BY id DESC LIMIT ?) ORDER BY id"
             )
-            args.append(limit if tail is None else min(tail, limit))
+            args.append(window.count)
         rows = await self._read(_all, sql, tuple(args))
         return [LogLine(**dict(zip(_LINE.split(", "), row, strict=True))) for row in rows]
 
@@ -363,46 +365,38 @@ class SqliteStore(Store):
             for row in rows
         ]
 
-    async def metrics(
-        self,
-        account_id: str,
-        node_name: str,
-        *,
-        name: str | None = None,
-        since: float = 0.0,
-        step: int = 0,
-        limit: int = 1000,
+    async def _metrics(
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step:
-            return await self._rollups(account_id, node_name, name, since, step, limit)
+        if query.step:
+            return await self._rollups(account_id, node_name, query)
         where = "account_id = ? AND node_name = ? AND at >= ?"
-        args: list[Any] = [account_id, node_name, since]
-        if name is not None:
+        args: list[Any] = [account_id, node_name, query.since]
+        if query.name is not None:
             where += " AND name = ?"
-            args.append(name)
+            args.append(query.name)
         sql = (
             f"SELECT * FROM (SELECT name, value, at FROM metric_samples WHERE {where} "
             "ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, name"
         )
-        rows = await self._read(_all, sql, (*args, limit))
+        rows = await self._read(_all, sql, (*args, query.limit))
         return [MetricSample(name=r[0], value=r[1], at=r[2]) for r in rows]
 
     async def _rollups(
-        self, account_id: str, node_name: str, name: str | None, since: float, step: int, limit: int
+        self, account_id: str, node_name: str, query: MetricQuery
     ) -> list[MetricSample]:
-        if step not in ROLLUP_STEPS:
-            raise ValueError(f"no roll-up of {step} seconds")
+        step = query.step
         # a point covers [at, at + step): the one holding ``since`` is in
         where = "account_id = ? AND node_name = ? AND step = ? AND at > ?"
-        args: list[Any] = [account_id, node_name, step, since - step]
-        if name is not None:
+        args: list[Any] = [account_id, node_name, step, query.since - step]
+        if query.name is not None:
             where += " AND name = ?"
-            args.append(name)
+            args.append(query.name)
         sql = (
             "SELECT * FROM (SELECT name, value, at, low, high, count FROM metric_rollups "
             f"WHERE {where} ORDER BY at DESC, name DESC LIMIT ?) ORDER BY at, name"
         )
-        rows = await self._read(_all, sql, (*args, limit))
+        rows = await self._read(_all, sql, (*args, query.limit))
         return [
             MetricSample(name=r[0], value=r[1], at=r[2], step=step, low=r[3], high=r[4], count=r[5])
             for r in rows
@@ -444,11 +438,10 @@ class SqliteStore(Store):
 
     async def purge(self, now: float) -> Purged:
         await self.roll_up(now)
-        lines, jobs = await self._write(
-            _purge, now - self.retention.log_seconds, now - self.retention.job_seconds
-        )
-        cutoffs = [(step, now - self.retention.keeps(step)) for step in (0, *ROLLUP_STEPS)]
-        samples = await self._write(_purge_metrics, cutoffs)
+        cut = retention.cutoffs(self.retention, now)
+        lines, jobs = await self._write(_purge, cut.lines_before, cut.jobs_before)
+        samples = await self._write(_purge_metrics, cut.metrics_before)
+        await self._write(_analyze)  # hourly: the planner's statistics follow the data
         return Purged(lines=lines, jobs=jobs, samples=samples)
 
 
@@ -464,6 +457,24 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     found = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     if found != sqlite_schema.VERSION:
         raise StoreError(f"database schema v{found} is not v{sqlite_schema.VERSION}")
+    for statement in _statements(sqlite_schema.WRITTEN):  # the writer's own, once the tables exist
+        conn.execute(statement)
+
+
+def _analyze(conn: sqlite3.Connection) -> None:
+    """Refresh the planner's statistics, reading at most ``ANALYSIS_LIMIT`` rows per index so
+    it stays cheap on a large database."""
+    conn.execute(f"PRAGMA analysis_limit = {sqlite_schema.ANALYSIS_LIMIT}")
+    conn.execute("ANALYZE")
+
+
+def _drain_written(conn: sqlite3.Connection) -> Written:
+    """The nodes this transaction wrote, as the writer's triggers recorded them (see
+    ``sqlite_schema.WRITTEN``, created by the store's first transaction, ``_create_schema``)."""
+    rows = conn.execute("SELECT DISTINCT account_id, name FROM temp.written").fetchall()
+    if rows:
+        conn.execute("DELETE FROM temp.written")
+    return Written(nodes=frozenset((row[0], row[1]) for row in rows))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -592,7 +603,7 @@ def _select_node_with_jobs(
     node = _select_node(conn, account_id, name)
     if node is None:
         return None
-    return node, _select_jobs(conn, "j.account_id = ? AND j.node_id = ?", (account_id, node.id))
+    return node, _select_node_jobs(conn, account_id, node.id)
 
 
 def _insert_launches(conn: sqlite3.Connection, launches: Sequence[Launch]) -> None:
@@ -641,47 +652,36 @@ def _insert_launch_groups(
 
 
 def _insert_request(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
-    row = conn.execute(
-        "SELECT status FROM nodes WHERE id = ? AND account_id = ?", (job.node_id, job.account_id)
-    ).fetchone()
-    if row is None:
-        raise Conflict(f"node {job.node_name} does not exist")
-    if row[0] == lifecycle.NodeStatus.DELETED:
-        raise Conflict(f"node {job.node_name} is already deleted")
-    pending = conn.execute(
-        "SELECT id FROM jobs WHERE node_id = ? AND req_type = ? AND state IN (?, ?) LIMIT 1",
-        (job.node_id, job.req_type, *_UNFINISHED),
-    ).fetchone()
-    if pending is not None:
-        raise Conflict(
-            f"a {job.req_type} request for {job.node_name} is already in progress "
-            f"(job {pending[0]})"
-        )
+    node = _node_by_id(conn, job.node_id, job.account_id)
+    node_rules.admit_request(job, node, _unfinished_job(conn, job.node_id, job.req_type))
     _insert_job(conn, job, outbox)
+
+
+def _unfinished_job(
+    conn: sqlite3.Connection, node_id: str, req_type: str | None = None
+) -> str | None:
+    """The id of one of the node's unfinished jobs (of ``req_type`` if given), else None."""
+    where, args = "node_id = ? AND state IN (?, ?)", (node_id, *_UNFINISHED)
+    if req_type is not None:
+        where, args = where + " AND req_type = ?", (*args, req_type)
+    row = conn.execute(f"SELECT id FROM jobs WHERE {where} LIMIT 1", args).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _node_by_id(
+    conn: sqlite3.Connection, node_id: str, account_id: str | None = None
+) -> Node | None:
+    where, args = "id = ?", (node_id,)
+    if account_id is not None:
+        where, args = where + " AND account_id = ?", (*args, account_id)
+    row = conn.execute(f"SELECT {_NODE} FROM nodes WHERE {where}", args).fetchone()
+    return None if row is None else _node(row)
 
 
 def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None:
     conn.execute(
-        f"INSERT INTO jobs ({_JOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            job.id,
-            job.account_id,
-            job.node_id,
-            job.node_name,
-            job.req_type,
-            job.job_type,
-            _json(job.params),
-            job.state,
-            job.reason,
-            job.exit_code,
-            job.attempt,
-            job.seq,
-            job.herk,
-            job.correlation_id,
-            int(job.published),
-            job.created_at,
-            job.updated_at,
-        ),
+        f"INSERT INTO jobs ({_JOB}) VALUES ({', '.join('?' * len(_JOB.split(', ')))})",
+        _job_values(job, _JOB),
     )
     for entry in job.history:
         _insert_history(conn, job.id, entry)
@@ -699,6 +699,17 @@ def _insert_job(conn: sqlite3.Connection, job: Job, outbox: OutboxEntry) -> None
     )
 
 
+def _job_values(job: Job, columns: str) -> tuple[Any, ...]:
+    """The row values of ``job`` for ``columns`` (a list like :data:`_JOB`)."""
+    values = msgspec.structs.asdict(job)
+    values |= {
+        "params": _json(job.params),
+        "published": int(job.published),
+        "presumed": int(job.presumed),
+    }
+    return tuple(values[column] for column in columns.split(", "))
+
+
 def _insert_history(conn: sqlite3.Connection, job_id: str, entry: HistoryEntry) -> None:
     conn.execute(
         "INSERT INTO job_history (job_id, state, reason, exit_code, at) VALUES (?, ?, ?, ?, ?)",
@@ -706,16 +717,27 @@ def _insert_history(conn: sqlite3.Connection, job_id: str, entry: HistoryEntry) 
     )
 
 
-def _select_jobs(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Job]:
+def _select_node_jobs(conn: sqlite3.Connection, account_id: str, node_id: str) -> list[Job]:
+    # The planner would pick jobs_by_account for these terms (it also gives created_at order)
+    # and read every job of the account: a node's read must cost its own jobs, not the fleet's.
+    return _select_jobs(
+        conn, "j.account_id = ? AND j.node_id = ?", (account_id, node_id), "jobs_by_node"
+    )
+
+
+def _select_jobs(
+    conn: sqlite3.Connection, where: str, args: tuple[Any, ...], index: str = ""
+) -> list[Job]:
+    jobs = f"jobs j INDEXED BY {index}" if index else "jobs j"
     rows = conn.execute(
-        f"SELECT {', '.join('j.' + c for c in _JOB.split(', '))} FROM jobs j WHERE {where} "
+        f"SELECT {', '.join('j.' + c for c in _JOB.split(', '))} FROM {jobs} WHERE {where} "
         "ORDER BY j.created_at, j.id",
         args,
     ).fetchall()
     history: dict[str, list[HistoryEntry]] = {}
     for job_id, state, reason, exit_code, at in conn.execute(
         "SELECT h.job_id, h.state, h.reason, h.exit_code, h.at FROM job_history h "
-        f"JOIN jobs j ON j.id = h.job_id WHERE {where} ORDER BY h.id",
+        f"JOIN {jobs} ON j.id = h.job_id WHERE {where} ORDER BY h.id",
         args,
     ):
         history.setdefault(job_id, []).append(
@@ -744,6 +766,7 @@ def _job(row: Row, history: Sequence[HistoryEntry]) -> Job:
         created_at=row[15],
         updated_at=row[16],
         history=tuple(history),
+        presumed=bool(row[17]),
     )
 
 
@@ -773,12 +796,8 @@ def _claim_outbox(
 
 def _outbox_sent(conn: sqlite3.Connection, job_id: str, at: float) -> None:
     entry = conn.execute("SELECT attempts FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
-    conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
-    conn.execute("UPDATE jobs SET published = 1 WHERE id = ?", (job_id,))
     failures = entry[0] if entry else 0
-    if failures and _still_queued(conn, job_id):
-        reason = lifecycle.REPUBLISHED_REASON.format(attempts=failures + 1)
-        _set_queued_reason(conn, job_id, reason, at, record=True)
+    _save(conn, job_rules.published(job_id, _job_row(conn, job_id), failures, at))
 
 
 def _outbox_sent_all(conn: sqlite3.Connection, job_ids: Sequence[str], at: float) -> None:
@@ -796,130 +815,64 @@ def _outbox_failed(
         "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ? WHERE job_id = ?",
         (retry_at, error, job_id),
     )
-    if _still_queued(conn, job_id):
-        reason = lifecycle.UNPUBLISHED_REASON.format(error=error)
-        _set_queued_reason(conn, job_id, reason, at, record=entry[0] == 0)
+    change = job_rules.publish_failed(_job_row(conn, job_id), error, first=entry[0] == 0, at=at)
+    if change is not None:
+        _save(conn, Changes(jobs=(change,)))
 
 
-def _still_queued(conn: sqlite3.Connection, job_id: str) -> bool:
-    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return row is not None and row[0] == JobState.QUEUED
+def _job_row(conn: sqlite3.Connection, job_id: str) -> Job | None:
+    """The job without its history, for a write: a write only appends to the history."""
+    row = conn.execute(f"SELECT {_JOB} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _job(row, ())
 
 
-def _set_queued_reason(
-    conn: sqlite3.Connection, job_id: str, reason: str, at: float, *, record: bool
-) -> None:
-    conn.execute("UPDATE jobs SET reason = ?, updated_at = ? WHERE id = ?", (reason, at, job_id))
-    if record:
-        _insert_history(
-            conn, job_id, HistoryEntry(state=JobState.QUEUED.value, reason=reason, at=at)
-        )
+def _job_and_node(conn: sqlite3.Connection, job_id: str) -> tuple[Job, Node] | None:
+    job = _job_row(conn, job_id)
+    node = None if job is None else _node_by_id(conn, job.node_id)
+    return None if job is None or node is None else (job, node)
 
 
-def _owner(conn: sqlite3.Connection, job_id: str, account: str, node: str) -> Row | EventOutcome:
-    """The job's row, or the outcome that explains why the event does not apply to it."""
-    row = conn.execute(
-        "SELECT account_id, node_id, node_name, req_type, state, attempt, seq FROM jobs "
-        "WHERE id = ?",
-        (job_id,),
-    ).fetchone()
-    if row is None:
-        return EventOutcome(applied=False, why="unknown job")
-    if (row[0], row[2]) != (account, node):
-        return EventOutcome(
-            applied=False,
-            mismatch=True,
-            why=f"event names account {account} and node {node}, which do not own job {job_id}",
-        )
-    return row
-
-
-def _apply_status(conn: sqlite3.Connection, event: StatusEvent) -> EventOutcome:
-    row = _owner(conn, event.job_id, event.account, event.node)
-    if isinstance(row, EventOutcome):
-        return row
-    _, node_id, _, req_type, state, attempt, seq = row
-    if lifecycle.is_terminal(state):
-        return EventOutcome(applied=False, why=f"job already ended ({state})", node_id=node_id)
-    if not lifecycle.is_newer(event.attempt, event.seq, attempt, seq):
-        return EventOutcome(applied=False, why="stale", node_id=node_id)
-    at = event.at or time.time()
-    conn.execute(
-        "UPDATE jobs SET state = ?, reason = ?, exit_code = coalesce(?, exit_code), attempt = ?, "
-        "seq = ?, herk = CASE WHEN ? = '' THEN herk ELSE ? END, updated_at = ? WHERE id = ?",
-        (
-            event.state.value,
-            event.reason,
-            event.exit_code,
-            event.attempt,
-            event.seq,
-            event.herk,
-            event.herk,
-            at,
-            event.job_id,
-        ),
-    )
-    _insert_history(
-        conn,
-        event.job_id,
-        HistoryEntry(
-            state=event.state.value, reason=event.reason, exit_code=event.exit_code, at=at
-        ),
-    )
-    _move_node(conn, node_id, req_type, event.state, at)
-    return EventOutcome(applied=True, node_id=node_id)
-
-
-def _move_node(
-    conn: sqlite3.Connection, node_id: str, req_type: str, state: JobState, at: float
-) -> None:
-    (current,) = conn.execute("SELECT status FROM nodes WHERE id = ?", (node_id,)).fetchone()
-    status = str(lifecycle.node_status_after(req_type, state, current))
-    if status != current:
-        conn.execute(
-            "UPDATE nodes SET status = ?, updated_at = ? WHERE id = ?", (status, at, node_id)
-        )
+def _apply_status(conn: sqlite3.Connection, event: StatusEvent, presumed: bool) -> EventOutcome:
+    found = _job_and_node(conn, event.job_id)
+    decision = job_rules.status_event(found, event, time.time(), presumed=presumed)
+    _save(conn, decision.changes)
+    return decision.outcome
 
 
 def _update_node(
     conn: sqlite3.Connection, account_id: str, name: str, change: NodeChange, at: float
 ) -> Node:
     node = _select_node(conn, account_id, name)
-    if node is None or node.status == lifecycle.NodeStatus.DELETED:
-        raise NotStored(f"you have no live node named {name}")
-    if change.new_name and change.new_name != node.name:
-        unfinished = conn.execute(
-            "SELECT 1 FROM jobs WHERE node_id = ? AND state IN (?, ?) LIMIT 1",
-            (node.id, *_UNFINISHED),
-        ).fetchone()
-        if unfinished:
-            raise Conflict(f"node {name} has an unfinished job; rename it once the job has ended")
-    updated = msgspec.structs.replace(
-        node,
-        status=change.status or node.status,
-        name=change.new_name or node.name,
-        appdefnsid=change.appdefnsid or node.appdefnsid,
-        boltdefnsid=change.boltdefnsid or node.boltdefnsid,
-        updated_at=at,
-    )
+    busy = node is not None and _unfinished_job(conn, node.id) is not None
+    updated = node_rules.updated(node, name, change, busy=busy, at=at)
+    _save(conn, Changes(nodes=(updated,)))
+    return updated
+
+
+def _save(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Write what a rule decided: jobs' fields and new history entries, nodes, dropped entries."""
+    for change in changes.jobs:
+        job = change.job
+        conn.execute(_UPDATE_JOB, (*_job_values(job, _JOB_CHANGES), job.id))
+        if change.entry is not None:
+            _insert_history(conn, job.id, change.entry)
+    for node in changes.nodes:
+        _save_node(conn, node)
+    for job_id in changes.dropped_outbox:
+        conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
+
+
+def _save_node(conn: sqlite3.Connection, node: Node) -> None:
     try:
         conn.execute(
             "UPDATE nodes SET status = ?, name = ?, appdefnsid = ?, boltdefnsid = ?, "
             "updated_at = ? WHERE id = ?",
-            (
-                updated.status,
-                updated.name,
-                updated.appdefnsid,
-                updated.boltdefnsid,
-                at,
-                node.id,
-            ),
+            (node.status, node.name, node.appdefnsid, node.boltdefnsid, node.updated_at, node.id),
         )
     except sqlite3.IntegrityError as exc:
         if _is_unique_violation(exc):
-            raise Conflict(f"a node named {updated.name} already exists") from None
+            raise Conflict(f"a node named {node.name} already exists") from None
         raise
-    return updated
 
 
 def _insert_document(conn: sqlite3.Connection, document: Document) -> None:
@@ -981,30 +934,21 @@ def _cancel_job(
     if not found:
         return None
     job = found[0]
-    if lifecycle.is_terminal(job.state):
-        return CancelOutcome(job=job, ended_here=False, node_id=job.node_id)
-    in_outbox = conn.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,)).rowcount > 0
-    if in_outbox and job.state == JobState.QUEUED:
-        state, reason = JobState.CANCELLED, lifecycle.CANCELLED_UNPUBLISHED_REASON
-    else:
-        state, reason = JobState(job.state), lifecycle.CANCEL_REQUESTED_REASON
-    reason = reason.format(by=requested_by)
-    conn.execute(
-        "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-        (state.value, reason, at, job_id),
+    node = _node_by_id(conn, job.node_id)
+    assert node is not None  # a job's node is never dropped (foreign key)
+    in_outbox = conn.execute("SELECT 1 FROM outbox WHERE job_id = ?", (job_id,)).fetchone()
+    cancel = job_rules.cancel(
+        job, node, in_outbox=in_outbox is not None, requested_by=requested_by, at=at
     )
-    _insert_history(conn, job_id, HistoryEntry(state=state.value, reason=reason, at=at))
-    if state.terminal:
-        _move_node(conn, job.node_id, job.req_type, state, at)
-    [updated] = _select_jobs(conn, "j.id = ?", (job_id,))
-    return CancelOutcome(job=updated, ended_here=state.terminal, node_id=job.node_id)
+    _save(conn, cancel.changes)
+    return cancel.outcome
 
 
 def _insert_log_lines(conn: sqlite3.Connection, event: LogEvent) -> EventOutcome:
-    row = _owner(conn, event.job_id, event.account, event.node)
-    if isinstance(row, EventOutcome):
-        return row
-    node_id = row[1]
+    job = job_rules.owned(_job_row(conn, event.job_id), event.job_id, event.account, event.node)
+    if isinstance(job, EventOutcome):
+        return job
+    node_id = job.node_id
     before = conn.total_changes
     conn.executemany(
         "INSERT OR IGNORE INTO log_lines "
@@ -1112,7 +1056,7 @@ def _mark(conn: sqlite3.Connection, name: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _purge_metrics(conn: sqlite3.Connection, cutoffs: list[tuple[int, float]]) -> int:
+def _purge_metrics(conn: sqlite3.Connection, cutoffs: Sequence[tuple[int, float]]) -> int:
     dropped = 0
     for step, before in cutoffs:
         if step:

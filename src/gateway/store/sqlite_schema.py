@@ -13,6 +13,10 @@ PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
+ANALYSIS_LIMIT: Final = 1000
+"""Rows ``ANALYZE`` samples per index (at open and after each hourly purge): approximate
+statistics at a bounded cost, enough for the planner to tell a node's jobs from an account's."""
+
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
@@ -186,5 +190,31 @@ ADDED_COLUMNS: Final = (
     ("nodes", "boltdefnsid", "TEXT NOT NULL DEFAULT ''"),
     ("herk_nodes", "held", "TEXT NOT NULL DEFAULT '[]'"),
     ("herk_nodes", "interval", "REAL NOT NULL DEFAULT 0"),
+    ("jobs", "presumed", "INTEGER NOT NULL DEFAULT 0"),
 )
 """(table, column, definition) added to v1 since: ``ALTER TABLE … ADD COLUMN`` when missing."""
+
+WRITTEN: Final = """
+CREATE TEMP TABLE IF NOT EXISTS written (account_id TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TEMP TRIGGER IF NOT EXISTS node_added AFTER INSERT ON main.nodes BEGIN
+    INSERT INTO written VALUES (new.account_id, new.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS node_changed AFTER UPDATE ON main.nodes BEGIN
+    INSERT INTO written VALUES (old.account_id, old.name), (new.account_id, new.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS node_dropped AFTER DELETE ON main.nodes BEGIN
+    INSERT INTO written VALUES (old.account_id, old.name);
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS job_added AFTER INSERT ON main.jobs BEGIN
+    INSERT INTO written SELECT account_id, name FROM main.nodes WHERE id = new.node_id;
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS job_changed AFTER UPDATE ON main.jobs BEGIN
+    INSERT INTO written SELECT account_id, name FROM main.nodes WHERE id = new.node_id;
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS job_dropped AFTER DELETE ON main.jobs BEGIN
+    INSERT INTO written SELECT account_id, name FROM main.nodes WHERE id = old.node_id;
+END;
+"""
+"""The writer connection's own record of the nodes each transaction wrote (a node or one of
+its jobs), drained before COMMIT: the database itself says which node views a write voids, so
+no write path, present or future, can leave one stale."""
