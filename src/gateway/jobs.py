@@ -93,8 +93,9 @@ def job_spec(
     cloud: CloudTarget,
     req_type: str,
     run_list: list[str],
-    instance_id: str = "",
     offered: JobTypes | None = None,
+    *,
+    instance_id: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """The job type and its params; :class:`BadRequest` when herk would refuse the params,
     :class:`Unavailable` when the job catalogue (``offered``, else the bundled one) lacks it.
@@ -155,7 +156,7 @@ def new_job(
 ) -> tuple[Job, OutboxEntry]:
     """The stored job and its outbox entry (the encoded ``JobRequest``), queued and unpublished;
     its type must be one the job catalogue ``offered`` (else the bundled one) has."""
-    job_type, params = job_spec(cloud, req_type, run_list, instance_id, offered)
+    job_type, params = job_spec(cloud, req_type, run_list, offered, instance_id=instance_id)
     message = wire.JobRequest(
         job_id=job_id,
         type=job_type,
