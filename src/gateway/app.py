@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -27,6 +28,10 @@ from megam.ids import IdSource
 from megam.secrets import Sealer
 
 logger = log.get("gateway.app")
+
+MAX_LINE_BYTES: Final = 8190
+"""The request line and each header line: longer is refused by aiohttp's parser with a 400."""
+MAX_HEADERS: Final = 100
 
 
 def create_app(
@@ -61,9 +66,35 @@ def create_app(
     )
     routes.add_all(app)
     add_console_routes(app)
+    _answer_expect_in_megam_words(app)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_live_tails)
     return app
+
+
+def _answer_expect_in_megam_words(app: web.Application) -> None:
+    # a route takes its expect handler only when it is added, and routes are added by their
+    # modules: set it afterwards, on every route at once
+    for route in app.router.routes():
+        route._expect_handler = middleware.expect_handler  # type: ignore[attr-defined]
+
+
+def server_limits(options: GatewayOptions) -> dict[str, Any]:
+    """What aiohttp's HTTP server enforces before any handler runs, as ``AppRunner`` arguments."""
+    return {
+        # aiohttp closes a connection whose next request has not fully arrived when the
+        # keep-alive timer fires, which is set when it opens and after each answer: this
+        # bounds the wait for a request's headers (slow-drip clients), not only idleness.
+        "keepalive_timeout": options.header_timeout_seconds,
+        "max_line_size": MAX_LINE_BYTES,
+        "max_field_size": MAX_LINE_BYTES,
+        "max_headers": MAX_HEADERS,
+    }
+
+
+def runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner of every way the gateway is served (``megam gateway``, ``megam up``)."""
+    return web.AppRunner(app, **server_limits(app[SERVICES].options), **kwargs)
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,13 @@ class GatewayOptions:
     clock_skew_seconds: float | None = None
     """Refuse signatures whose X-Megam-DATE is further than this from now. Off by default,
     because Megam's own clients send local time at minute resolution (megam-original.md §9)."""
+    header_timeout_seconds: float = 20.0
+    """A connection must send a request's headers within this long of opening (or of the previous
+    answer) or it is closed (MEGAM_GATEWAY_HEADER_TIMEOUT); more than aiohttp clients' 15 s
+    keep-alive, so a client never reuses a connection the gateway is closing."""
+    body_timeout_seconds: float = 30.0
+    """A request body must arrive within this long, or the answer is 408
+    (MEGAM_GATEWAY_BODY_TIMEOUT)."""
     publish_wait_seconds: float = 2.0
     """How long an HTTP request waits for RabbitMQ before answering "queue servers crowded"."""
     outbox_interval_seconds: float = 1.0
@@ -74,6 +81,12 @@ class GatewayOptions:
             host=os.environ.get("MEGAM_GATEWAY_HOST") or default.host,
             max_body_bytes=int(_number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
             clock_skew_seconds=skew if skew > 0 else None,
+            header_timeout_seconds=_number(
+                "MEGAM_GATEWAY_HEADER_TIMEOUT", default.header_timeout_seconds
+            ),
+            body_timeout_seconds=_number(
+                "MEGAM_GATEWAY_BODY_TIMEOUT", default.body_timeout_seconds
+            ),
             publish_wait_seconds=_number(
                 "MEGAM_GATEWAY_PUBLISH_WAIT", default.publish_wait_seconds
             ),

@@ -17,7 +17,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
-from gateway.app import create_app
+from gateway.app import create_app, server_limits
 from gateway.options import GatewayOptions
 from megam import hmac, topology, wire
 from megam.bus import Bus, Delivery
@@ -280,7 +280,7 @@ def make_app(settings: Settings, sealer: Sealer, tmp_path: Path) -> AppFactory:
 async def gateway(
     aiohttp_client: Any, embedded_bus: Bus, make_app: AppFactory, sealer: Sealer, tmp_path: Path
 ) -> Gateway:
-    client = await aiohttp_client(make_app(embedded_bus))
+    client = await aiohttp_client(make_app(embedded_bus), server_kwargs=server_limits(FAST))
     return Gateway(client, embedded_bus, sealer, tmp_path / "megam.db")
 
 
@@ -292,8 +292,10 @@ def gateway_with(
     ``gateway``, not beside it: both would share one database)."""
 
     async def make(**changes: Any) -> Gateway:
-        app = make_app(embedded_bus, dataclasses.replace(FAST, **changes))
-        return Gateway(await aiohttp_client(app), embedded_bus, sealer, tmp_path / "megam.db")
+        options = dataclasses.replace(FAST, **changes)
+        app = make_app(embedded_bus, options)
+        client = await aiohttp_client(app, server_kwargs=server_limits(options))
+        return Gateway(client, embedded_bus, sealer, tmp_path / "megam.db")
 
     return make
 
