@@ -22,9 +22,10 @@ def _number(name: str, default: float) -> float:
 class GatewayOptions:
     host: str = "127.0.0.1"
     max_body_bytes: int = 256 * 1024
-    clock_skew_seconds: float | None = None
-    """Refuse signatures whose X-Megam-DATE is further than this from now. Off by default,
-    because Megam's own clients send local time at minute resolution (megam-original.md §9)."""
+    clock_skew_seconds: float | None = 15 * 60
+    """Refuse signatures whose X-Megam-DATE is further than this from now, so that an overheard
+    request cannot be replayed later (MEGAM_GATEWAY_CLOCK_SKEW_MINUTES; 0 turns the check off).
+    Minutes, because Megam's clients sign the date at minute resolution (megam-original.md §9)."""
     header_timeout_seconds: float = 20.0
     """A connection must send a request's headers within this long of opening (or of the previous
     answer) or it is closed (MEGAM_GATEWAY_HEADER_TIMEOUT); more than aiohttp clients' 15 s
@@ -76,11 +77,13 @@ class GatewayOptions:
     @classmethod
     def from_env(cls) -> GatewayOptions:
         default = cls()
-        skew = _number("MEGAM_GATEWAY_CLOCK_SKEW", 0)
+        skew_minutes = _number(
+            "MEGAM_GATEWAY_CLOCK_SKEW_MINUTES", (default.clock_skew_seconds or 0) / 60
+        )
         return cls(
             host=os.environ.get("MEGAM_GATEWAY_HOST") or default.host,
             max_body_bytes=int(_number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
-            clock_skew_seconds=skew if skew > 0 else None,
+            clock_skew_seconds=skew_minutes * 60 if skew_minutes > 0 else None,
             header_timeout_seconds=_number(
                 "MEGAM_GATEWAY_HEADER_TIMEOUT", default.header_timeout_seconds
             ),

@@ -64,7 +64,8 @@ class Api:
         return hmac.sign_headers(self.email, self.api_key, path, body, self.algorithm)
 
     async def get(self, path: str, **params: Any) -> ClientResponse:
-        return await self.client.get(path, params=params, headers=self.headers(path))
+        target = hmac.request_target(path, params)  # the query is signed too
+        return await self.client.get(target, headers=self.headers(target))
 
     async def post(self, path: str, body: Any) -> ClientResponse:
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -373,9 +374,9 @@ async def open_stream() -> AsyncIterator[Callable[..., Awaitable[SseReader]]]:
     opened: list[ClientResponse] = []
 
     async def open_(api: Api, node: str, headers: dict[str, str] | None = None, **params: Any):
-        path = f"/v1/nodes/{node}/logs/stream"
+        target = hmac.request_target(f"/v1/nodes/{node}/logs/stream", params)
         response = await api.client.get(
-            path, params=params, headers={**api.headers(path), **(headers or {})}
+            target, headers={**api.headers(target), **(headers or {})}
         )
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"] == "text/event-stream"

@@ -186,9 +186,9 @@ class TestFuzz:
     async def test_no_path_or_query_makes_a_5xx(
         self, tenant: Any, route: str, name: str, query: dict[str, str]
     ) -> None:
-        path = re.sub(r"{\w+}", lambda _: name, route)
+        path = hmac.request_target(re.sub(r"{\w+}", lambda _: name, route), query)
         # only the status is read: a live tail that opens would stream for ever
-        async with tenant.client.get(path, params=query, headers=tenant.headers(path)) as response:
+        async with tenant.client.get(path, headers=tenant.headers(path)) as response:
             assert response.status < 500, (path, query, await response.text())
 
     @FUZZ
