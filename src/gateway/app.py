@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import web, web_urldispatcher
 
 from gateway import auth, middleware, routes
 from gateway.cluster_view import ClusterView
@@ -64,19 +64,20 @@ def create_app(
         cluster=ClusterView(store, bus, options),
         node_views=node_views,
     )
+    _answer_expect_in_megam_words()
     routes.add_all(app)
     add_console_routes(app)
-    _answer_expect_in_megam_words(app)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_live_tails)
     return app
 
 
-def _answer_expect_in_megam_words(app: web.Application) -> None:
-    # a route takes its expect handler only when it is added, and routes are added by their
-    # modules: set it afterwards, on every route at once
-    for route in app.router.routes():
-        route._expect_handler = middleware.expect_handler  # type: ignore[attr-defined]
+def _answer_expect_in_megam_words() -> None:
+    # aiohttp answers Expect before any middleware runs, with the handler its route was created
+    # with; the default one echoes the header's value, which fails (a 500) when the value is
+    # not UTF-8. Routes are created by their modules and, for a path no route serves (404,
+    # 405), by aiohttp on each request, all with the module's default: so replace the default.
+    web_urldispatcher._default_expect_handler = middleware.expect_handler  # type: ignore[attr-defined]
 
 
 def server_limits(options: GatewayOptions) -> dict[str, Any]:

@@ -171,3 +171,10 @@ class TestHostilePaths:
         headers = list(tenant.headers(target).items()) if signed else []
         status = await exchange(tenant.client.server.port, raw_request("GET", target, b"", headers))
         assert status < 500, target
+
+    @pytest.mark.parametrize("target", ["/v1/nodes", "/v1/accounts/%7B", "/nowhere", "/"])
+    async def test_an_expect_that_is_no_utf8_is_a_417_on_any_path(
+        self, gateway: Any, target: str
+    ) -> None:
+        request = raw_request("GET", target, b"", [("Expect", "\x80\xff")])
+        assert await exchange(gateway.client.server.port, request) == 417

@@ -124,6 +124,15 @@ class TestBodies:
             error = await response.json()
             assert error["msg"] == "the Expect header can only be 100-continue"
 
+    @pytest.mark.parametrize("q", ["a\x00b", "\x00", "two\x07words"])
+    async def test_a_search_with_control_characters_is_400(self, gateway: Any, q: str) -> None:
+        api = await gateway.tenant()
+        response = await api.get("/v1/logs/search", q=q)
+        assert response.status == 400
+        assert (await response.json())["msg"] == (
+            "query parameter q must be words of text, without control characters"
+        )
+
     async def test_a_body_over_the_size_limit_is_413(self, gateway: Any) -> None:
         api = await gateway.tenant()
         huge = orjson.dumps({"node_name": "a.local", "predefcloud": "x" * 300_000})
