@@ -74,7 +74,7 @@ async def verify(request: web.Request, svc: Services) -> Account:
         )
     schemes = _schemes(request.headers.get(hmac.ALG_HEADER), presented)
     if svc.options.clock_skew_seconds is not None:
-        _check_freshness(date, svc.options.clock_skew_seconds)
+        _check_freshness(date, svc.options.clock_skew_seconds, svc.options.client_utc_offsets)
     body = await bodies.read(request)
     account, api_key = await _account_and_key(svc, email)
     alg_header = request.headers.get(hmac.ALG_HEADER, "")  # with the length, decides the schemes
@@ -194,15 +194,17 @@ def _canonical_query(query: str) -> str | None:
     return hmac.canonical_query(pairs)
 
 
-def _check_freshness(date: str, window: float) -> None:
+def _check_freshness(date: str, window: float, offsets: tuple[float, ...] = ()) -> None:
+    """``date`` is UTC, or the local time of a zone the operator named (``offsets``, seconds
+    east of UTC): the 2014 client signs its machine's local time."""
     try:
-        signed_at = calendar.timegm(time.strptime(date, hmac.DATE_FORMAT))
+        written = calendar.timegm(time.strptime(date, hmac.DATE_FORMAT))
     except ValueError:
         raise NotAcceptable(
             f"{hmac.DATE_HEADER} {date!r} is not a date", more="send it as YYYY-MM-DD HH:MM (UTC)"
         ) from None
-    # the date has minute resolution: allow the minute it names in full
-    skew = max(signed_at - time.time(), time.time() - (signed_at + 60), 0.0)
+    now = time.time()
+    skew = min(_skew(written - offset, now) for offset in (0.0, *offsets))
     if skew > window:
         raise Unauthorized(
             f"{hmac.DATE_HEADER} {date} is {skew / 60:,.0f} minutes away from the gateway's "
@@ -211,3 +213,8 @@ def _check_freshness(date: str, window: float) -> None:
             "(MEGAM_GATEWAY_CLOCK_SKEW_MINUTES); sign with the current UTC time as "
             "YYYY-MM-DD HH:MM",
         )
+
+
+def _skew(signed_at: float, now: float) -> float:
+    # the date has minute resolution: the minute it names counts in full
+    return max(signed_at - now, now - (signed_at + 60), 0.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from typing import Final
 
 from gateway.store.records import Retention
 
@@ -26,6 +28,10 @@ class GatewayOptions:
     """Refuse signatures whose X-Megam-DATE is further than this from now, so that an overheard
     request cannot be replayed later (MEGAM_GATEWAY_CLOCK_SKEW_MINUTES; 0 turns the check off).
     Minutes, because Megam's clients sign the date at minute resolution (megam-original.md §9)."""
+    client_utc_offsets: tuple[float, ...] = ()
+    """Zones (seconds east of UTC) whose local time is also accepted as X-Megam-DATE, for the
+    2014 client, which signs its machine's local time (MEGAM_GATEWAY_CLIENT_UTC_OFFSETS, e.g.
+    ``+05:30,-08:00``). Each zone named widens nothing else: the window stays the same."""
     header_timeout_seconds: float = 20.0
     """A connection must send a request's headers within this long of opening (or of the previous
     answer) or it is closed (MEGAM_GATEWAY_HEADER_TIMEOUT); more than aiohttp clients' 15 s
@@ -84,6 +90,7 @@ class GatewayOptions:
             host=os.environ.get("MEGAM_GATEWAY_HOST") or default.host,
             max_body_bytes=int(_number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
             clock_skew_seconds=skew_minutes * 60 if skew_minutes > 0 else None,
+            client_utc_offsets=_utc_offsets(os.environ.get("MEGAM_GATEWAY_CLIENT_UTC_OFFSETS", "")),
             header_timeout_seconds=_number(
                 "MEGAM_GATEWAY_HEADER_TIMEOUT", default.header_timeout_seconds
             ),
@@ -128,6 +135,23 @@ def _metric_days(raw: str, default: tuple[float, float, float]) -> tuple[float, 
     if not 0 < raw_days <= five_minutes <= hours:
         raise ValueError(problem)
     return raw_days, five_minutes, hours
+
+
+_UTC_OFFSET: Final = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+
+
+def _utc_offsets(raw: str) -> tuple[float, ...]:
+    offsets = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        match = _UTC_OFFSET.fullmatch(part)
+        if match is None or int(match[2]) > 14 or int(match[3]) >= 60:
+            raise ValueError(
+                "MEGAM_GATEWAY_CLIENT_UTC_OFFSETS must be UTC offsets like +05:30,-08:00; "
+                f"got {part!r}"
+            )
+        sign = -1 if match[1] == "-" else 1
+        offsets.append(sign * (int(match[2]) * 3600 + int(match[3]) * 60))
+    return tuple(offsets)
 
 
 def _emails(raw: str) -> frozenset[str]:

@@ -316,6 +316,48 @@ class TestSignaturesExpire:
         assert response.status == 200
 
 
+class TestClientsSigningLocalTime:
+    """The 2014 client signs its machine's local time; an operator may name the zones."""
+
+    INDIA = 5 * 3600 + 30 * 60
+
+    async def test_a_local_time_is_refused_unless_its_zone_is_named(
+        self, gateway_with: Any
+    ) -> None:
+        gateway = await gateway_with()
+        api = await gateway.onboard()
+        local = hmac.format_date(time.time() + self.INDIA)
+        headers = hmac.sign_headers(api.email, api.api_key, "/v1/nodes", date=local)
+        assert (await gateway.client.get("/v1/nodes", headers=headers)).status == 401
+
+    async def test_a_local_time_of_a_named_zone_is_accepted(self, gateway_with: Any) -> None:
+        gateway = await gateway_with(client_utc_offsets=(self.INDIA,))
+        api = await gateway.onboard()
+        for now in (time.time(), time.time() + self.INDIA):  # UTC still works
+            date = hmac.format_date(now)
+            headers = hmac.sign_headers(api.email, api.api_key, "/v1/nodes", date=date)
+            assert (await gateway.client.get("/v1/nodes", headers=headers)).status == 200
+
+    async def test_an_old_local_time_of_a_named_zone_is_refused(self, gateway_with: Any) -> None:
+        gateway = await gateway_with(client_utc_offsets=(self.INDIA,))
+        api = await gateway.onboard()
+        old = hmac.format_date(time.time() + self.INDIA - 9 * 86400)
+        headers = hmac.sign_headers(api.email, api.api_key, "/v1/nodes", date=old)
+        assert (await gateway.client.get("/v1/nodes", headers=headers)).status == 401
+
+    def test_zones_are_named_as_utc_offsets(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MEGAM_GATEWAY_CLIENT_UTC_OFFSETS", "+05:30, -08:00")
+        assert GatewayOptions.from_env().client_utc_offsets == (self.INDIA, -8 * 3600)
+
+    @pytest.mark.parametrize("raw", ["5:30", "+5:30", "+15:00", "+05:60", "IST"])
+    def test_a_zone_that_is_no_offset_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, raw: str
+    ) -> None:
+        monkeypatch.setenv("MEGAM_GATEWAY_CLIENT_UTC_OFFSETS", raw)
+        with pytest.raises(ValueError, match="MEGAM_GATEWAY_CLIENT_UTC_OFFSETS must be UTC"):
+            GatewayOptions.from_env()
+
+
 class TestTheQueryIsSigned:
     async def test_a_signature_for_one_query_is_refused_for_another(self, gateway: Any) -> None:
         api = await gateway.onboard()
