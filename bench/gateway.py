@@ -223,7 +223,7 @@ async def tail(
     followers: int, lines_per_s: int, seconds: float,
 ) -> tuple[float, float, int, int]:  # fmt: skip
     """Lines/s delivered (all followers), p99 latency (ms), lines each should get, fewest got."""
-    path = f"/v1/nodes/{TAIL_NODE}/logs/stream"
+    path = hmac.request_target(f"/v1/nodes/{TAIL_NODE}/logs/stream", {"tail": 0, "job": job["id"]})
     total = int(lines_per_s * seconds)
     published: dict[int, float] = {}
     latencies: list[float] = []
@@ -233,7 +233,6 @@ async def tail(
         responses = [
             await session.get(
                 f"{base}{path}",
-                params={"tail": "0", "job": job["id"]},
                 headers=hmac.sign_headers(email, api_key, path),
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
             )

@@ -39,3 +39,31 @@ def amqp_url(rabbitmq_vhost: str) -> Iterator[str]:
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
     _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def outside_address() -> str:
+    """An address of this machine that is not loopback: a service listening on 127.0.0.1 only
+    is not reachable on it."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 9))  # UDP: nothing is sent, the route picks one
+            address = probe.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    return address
+
+
+async def refuses_connections(host: str, port: int) -> bool:
+    import asyncio
+
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return True
+    writer.close()
+    return False

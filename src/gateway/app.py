@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import web, web_urldispatcher
 
 from gateway import auth, middleware, routes
 from gateway.cluster_view import ClusterView
@@ -27,6 +28,10 @@ from megam.ids import IdSource
 from megam.secrets import Sealer
 
 logger = log.get("gateway.app")
+
+MAX_LINE_BYTES: Final = 8190
+"""The request line and each header line: longer is refused by aiohttp's parser with a 400."""
+MAX_HEADERS: Final = 100
 
 
 def create_app(
@@ -59,11 +64,38 @@ def create_app(
         cluster=ClusterView(store, bus, options),
         node_views=node_views,
     )
+    _answer_expect_in_megam_words()
     routes.add_all(app)
     add_console_routes(app)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_live_tails)
     return app
+
+
+def _answer_expect_in_megam_words() -> None:
+    # aiohttp answers Expect before any middleware runs, with the handler its route was created
+    # with; the default one echoes the header's value, which fails (a 500) when the value is
+    # not UTF-8. Routes are created by their modules and, for a path no route serves (404,
+    # 405), by aiohttp on each request, all with the module's default: so replace the default.
+    web_urldispatcher._default_expect_handler = middleware.expect_handler  # type: ignore[attr-defined]
+
+
+def server_limits(options: GatewayOptions) -> dict[str, Any]:
+    """What aiohttp's HTTP server enforces before any handler runs, as ``AppRunner`` arguments."""
+    return {
+        # aiohttp closes a connection whose next request has not fully arrived when the
+        # keep-alive timer fires, which is set when it opens and after each answer: this
+        # bounds the wait for a request's headers (slow-drip clients), not only idleness.
+        "keepalive_timeout": options.header_timeout_seconds,
+        "max_line_size": MAX_LINE_BYTES,
+        "max_field_size": MAX_LINE_BYTES,
+        "max_headers": MAX_HEADERS,
+    }
+
+
+def runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner of every way the gateway is served (``megam gateway``, ``megam up``)."""
+    return web.AppRunner(app, **server_limits(app[SERVICES].options), **kwargs)
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -27,11 +28,22 @@ OPEN_ROUTES: Final = frozenset({("POST", "/v1/accounts/content"), ("GET", "/v1/o
 
 EMAIL: Final = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}$")
 HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
-ALGORITHMS: Final = ("sha1", "sha256")
 SIGNED_STRING: Final = (
-    "the signed string is X-Megam-DATE, the request path (with /v1, without the query) and "
-    "base64(md5(body)), joined by newlines"
+    "the signed string is X-Megam-DATE, the request path (with /v1, and ?query when the request "
+    "has one) and base64(md5(body)), joined by newlines"
 )
+Scheme = tuple[hmac.Algorithm, hmac.DigestEncoding]
+EXPLICIT: Final[dict[str, tuple[Scheme, ...]]] = {
+    "sha1": (("sha1", "base64"),),
+    "sha256": (("sha256", "base64"),),
+}
+"""What X-Megam-HMAC-ALG asks for (our clients send it with SHA-256) …"""
+BY_LENGTH: Final[dict[hmac.Algorithm, tuple[Scheme, ...]]] = {
+    "sha1": (("sha1", "base64"),),
+    "sha256": (("sha256", "base64url"), ("sha256", "base64")),
+}
+"""… and what a signature without it can be: the 2013 client's HMAC-SHA1, or the 2016 client's
+HMAC-SHA256 over a URL-safe Base64 body digest (and a client of ours that left the header out)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,23 +72,22 @@ async def verify(request: web.Request, svc: Services) -> Account:
             f"the {hmac.DATE_HEADER} header is missing",
             more=f"send it as YYYY-MM-DD HH:MM; {SIGNED_STRING}",
         )
-    algorithm = request.headers.get(hmac.ALG_HEADER, "sha1").strip().lower()
-    if algorithm not in ALGORITHMS:
-        raise NotAcceptable(
-            f"{hmac.ALG_HEADER} must be sha1 or sha256, not {algorithm!r}",
-            more="leave the header out for Megam's original HMAC-SHA1",
-        )
+    schemes = _schemes(request.headers.get(hmac.ALG_HEADER), presented)
     if svc.options.clock_skew_seconds is not None:
-        _check_freshness(date, svc.options.clock_skew_seconds)
+        _check_freshness(date, svc.options.clock_skew_seconds, svc.options.client_utc_offsets)
     body = await bodies.read(request)
     account, api_key = await _account_and_key(svc, email)
-    checked = (email, algorithm, date, presented, request.rel_url.raw_path) if not body else None
+    alg_header = request.headers.get(hmac.ALG_HEADER, "")  # with the length, decides the schemes
+    target = request.rel_url.raw_path_qs
+    checked = (email, alg_header, date, presented, target) if not body else None
     if checked is not None and svc.signatures.get(checked) == api_key:
         return account  # the same signed GET again (a client polling): already verified
     if not any(
-        hmac.verify(api_key, date, path, body, presented, algorithm)  # type: ignore[arg-type]
-        for path in _signed_path_candidates(request)
+        hmac.verify(api_key, date, signed, body, presented, algorithm, encoding)
+        for algorithm, encoding in schemes
+        for signed in _signed_targets(request)
     ):
+        algorithm = schemes[0][0]
         raise Unauthorized(
             f"the signature does not match the api key on record for {email}",
             more=f"sign with the api_key issued to {email} (HMAC-{algorithm.upper()}, hex); "
@@ -85,6 +96,32 @@ async def verify(request: web.Request, svc: Services) -> Account:
     if checked is not None:
         svc.signatures.put(checked, api_key)
     return account
+
+
+def _schemes(header: str | None, presented: str) -> tuple[Scheme, ...]:
+    """How the signature may have been made: as X-Megam-HMAC-ALG says, else as its length says."""
+    expected: dict[str, int] = {name: digits for digits, name in hmac.HEX_DIGITS.items()}
+    if header is not None:
+        algorithm = header.strip().lower()
+        if algorithm not in EXPLICIT:
+            raise NotAcceptable(
+                f"{hmac.ALG_HEADER} must be sha1 or sha256, not {algorithm!r}",
+                more="leave the header out for Megam's original HMAC-SHA1",
+            )
+        if len(presented) != expected[algorithm]:
+            raise NotAcceptable(
+                f"the signature in {hmac.HMAC_HEADER} has {len(presented)} hex digits, but an "
+                f"HMAC-{algorithm.upper()} has {expected[algorithm]}",
+                more=f"{hmac.ALG_HEADER} names the hash the signature was made with",
+            )
+        return EXPLICIT[algorithm]
+    detected = hmac.HEX_DIGITS.get(len(presented))
+    if detected is None:
+        raise NotAcceptable(
+            f"the signature in {hmac.HMAC_HEADER} has {len(presented)} hex digits",
+            more="an HMAC-SHA1 signature has 40 and an HMAC-SHA256 one 64",
+        )
+    return BY_LENGTH[detected]
 
 
 async def _account_and_key(svc: Services, email: str) -> tuple[Account, str]:
@@ -137,24 +174,47 @@ def _parse_hmac_header(value: str | None) -> tuple[str, str]:
     return email, signature
 
 
-def _signed_path_candidates(request: web.Request) -> tuple[str, ...]:
-    # Clients sign the path as they wrote it; some percent-encode (a@b → a%40b), some do not.
+def _signed_targets(request: web.Request) -> list[str]:
+    """What the client may have signed: the path as sent or decoded (some clients encode
+    a@b as a%40b, some do not), with the query as sent or as our clients write it."""
     raw = request.rel_url.raw_path
-    return (raw,) if raw == request.path else (raw, request.path)
+    paths = (raw,) if raw == request.path else (raw, request.path)
+    query = request.rel_url.raw_query_string
+    if not query:
+        return list(paths)  # the original clients' case: nothing changes for them
+    queries = dict.fromkeys(q for q in (query, _canonical_query(query)) if q)
+    return [f"{path}?{q}" for path in paths for q in queries]
 
 
-def _check_freshness(date: str, window: float) -> None:
+def _canonical_query(query: str) -> str | None:
     try:
-        signed_at = calendar.timegm(time.strptime(date, hmac.DATE_FORMAT))
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None  # not UTF-8 once decoded: only the query as sent can have been signed
+    return hmac.canonical_query(pairs)
+
+
+def _check_freshness(date: str, window: float, offsets: tuple[float, ...] = ()) -> None:
+    """``date`` is UTC, or the local time of a zone the operator named (``offsets``, seconds
+    east of UTC): the 2014 client signs its machine's local time."""
+    try:
+        written = calendar.timegm(time.strptime(date, hmac.DATE_FORMAT))
     except ValueError:
         raise NotAcceptable(
             f"{hmac.DATE_HEADER} {date!r} is not a date", more="send it as YYYY-MM-DD HH:MM (UTC)"
         ) from None
-    # the date has minute resolution: allow the minute it names in full
-    skew = max(signed_at - time.time(), time.time() - (signed_at + 60), 0.0)
+    now = time.time()
+    skew = min(_skew(written - offset, now) for offset in (0.0, *offsets))
     if skew > window:
         raise Unauthorized(
-            f"{hmac.DATE_HEADER} is {skew / 60:.0f} minutes away from the gateway's clock",
-            more=f"signatures older or newer than {window:g} seconds are refused; send the "
-            "current UTC time as YYYY-MM-DD HH:MM",
+            f"{hmac.DATE_HEADER} {date} is {skew / 60:,.0f} minutes away from the gateway's "
+            "clock: the signature has expired or was made for later",
+            more=f"a signature is accepted within {window / 60:g} minutes of the gateway's clock "
+            "(MEGAM_GATEWAY_CLOCK_SKEW_MINUTES); sign with the current UTC time as "
+            "YYYY-MM-DD HH:MM",
         )
+
+
+def _skew(signed_at: float, now: float) -> float:
+    # the date has minute resolution: the minute it names counts in full
+    return max(signed_at - now, now - (signed_at + 60), 0.0)

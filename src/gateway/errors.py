@@ -40,6 +40,12 @@ class NotAcceptable(ApiError):
     status = 406
 
 
+class RequestTimeout(ApiError):
+    """A client that sends its request too slowly (a slow-drip body)."""
+
+    status = 408
+
+
 class AlreadyExists(ApiError):
     """Not in Megam's table: 409 for a create that clashes with an existing name."""
 

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from gateway.app import create_app
+from gateway.app import create_app, runner
 from gateway.options import GatewayOptions
 from megam import log
 from megam.bus.amqp import AmqpBus
@@ -24,14 +24,14 @@ async def serve(settings: Settings) -> None:
     ids = RemoteIdSource(settings.uid_url or f"http://127.0.0.1:{DEFAULT_UID_PORT}")
     sealer = Sealer(load_or_create_key(settings.secret_key_file))
     await bus.connect()
-    runner = web.AppRunner(create_app(settings, bus, ids, sealer, options=options))
+    app_runner = runner(create_app(settings, bus, ids, sealer, options=options))
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, options.host, settings.gateway_port)
+        await app_runner.setup()
+        site = web.TCPSite(app_runner, options.host, settings.gateway_port)
         await site.start()
         logger.info("gateway.listening", host=options.host, port=settings.gateway_port)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        await app_runner.cleanup()
         await ids.close()
         await bus.close()

@@ -9,8 +9,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import orjson
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from gateway import envelope, metrics
 from gateway.errors import AlreadyExists, ApiError, Unavailable
@@ -85,6 +86,23 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 RETRY_AFTER_SECONDS: Final = "1"
 """A 503 is a backend that cannot serve right now (nothing was kept): say when to try again."""
+
+
+async def expect_handler(request: web.Request) -> None:
+    """``Expect`` is answered before any middleware runs; aiohttp's own refusal echoes the
+    header's value, which fails (a 500) when the value is not UTF-8."""
+    if request.version != HttpVersion11:
+        return  # HTTP/1.0 has no Expect: ignored, as aiohttp does
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started yet
+        return
+    err = ApiError(
+        "the Expect header can only be 100-continue", more="leave it out", status=417
+    )
+    raise web.HTTPExpectationFailed(
+        text=orjson.dumps(envelope.error(err)).decode(), content_type="application/json"
+    )
 
 
 def _error(err: ApiError) -> web.Response:

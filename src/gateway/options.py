@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from typing import Final
 
 from gateway.store.records import Retention
 
@@ -22,9 +24,21 @@ def _number(name: str, default: float) -> float:
 class GatewayOptions:
     host: str = "127.0.0.1"
     max_body_bytes: int = 256 * 1024
-    clock_skew_seconds: float | None = None
-    """Refuse signatures whose X-Megam-DATE is further than this from now. Off by default,
-    because Megam's own clients send local time at minute resolution (megam-original.md §9)."""
+    clock_skew_seconds: float | None = 15 * 60
+    """Refuse signatures whose X-Megam-DATE is further than this from now, so that an overheard
+    request cannot be replayed later (MEGAM_GATEWAY_CLOCK_SKEW_MINUTES; 0 turns the check off).
+    Minutes, because Megam's clients sign the date at minute resolution (megam-original.md §9)."""
+    client_utc_offsets: tuple[float, ...] = ()
+    """Zones (seconds east of UTC) whose local time is also accepted as X-Megam-DATE, for the
+    2014 client, which signs its machine's local time (MEGAM_GATEWAY_CLIENT_UTC_OFFSETS, e.g.
+    ``+05:30,-08:00``). Each zone named widens nothing else: the window stays the same."""
+    header_timeout_seconds: float = 20.0
+    """A connection must send a request's headers within this long of opening (or of the previous
+    answer) or it is closed (MEGAM_GATEWAY_HEADER_TIMEOUT); more than aiohttp clients' 15 s
+    keep-alive, so a client never reuses a connection the gateway is closing."""
+    body_timeout_seconds: float = 30.0
+    """A request body must arrive within this long, or the answer is 408
+    (MEGAM_GATEWAY_BODY_TIMEOUT)."""
     publish_wait_seconds: float = 2.0
     """How long an HTTP request waits for RabbitMQ before answering "queue servers crowded"."""
     outbox_interval_seconds: float = 1.0
@@ -69,11 +83,20 @@ class GatewayOptions:
     @classmethod
     def from_env(cls) -> GatewayOptions:
         default = cls()
-        skew = _number("MEGAM_GATEWAY_CLOCK_SKEW", 0)
+        skew_minutes = _number(
+            "MEGAM_GATEWAY_CLOCK_SKEW_MINUTES", (default.clock_skew_seconds or 0) / 60
+        )
         return cls(
             host=os.environ.get("MEGAM_GATEWAY_HOST") or default.host,
             max_body_bytes=int(_number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
-            clock_skew_seconds=skew if skew > 0 else None,
+            clock_skew_seconds=skew_minutes * 60 if skew_minutes > 0 else None,
+            client_utc_offsets=_utc_offsets(os.environ.get("MEGAM_GATEWAY_CLIENT_UTC_OFFSETS", "")),
+            header_timeout_seconds=_number(
+                "MEGAM_GATEWAY_HEADER_TIMEOUT", default.header_timeout_seconds
+            ),
+            body_timeout_seconds=_number(
+                "MEGAM_GATEWAY_BODY_TIMEOUT", default.body_timeout_seconds
+            ),
             publish_wait_seconds=_number(
                 "MEGAM_GATEWAY_PUBLISH_WAIT", default.publish_wait_seconds
             ),
@@ -112,6 +135,23 @@ def _metric_days(raw: str, default: tuple[float, float, float]) -> tuple[float, 
     if not 0 < raw_days <= five_minutes <= hours:
         raise ValueError(problem)
     return raw_days, five_minutes, hours
+
+
+_UTC_OFFSET: Final = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+
+
+def _utc_offsets(raw: str) -> tuple[float, ...]:
+    offsets = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        match = _UTC_OFFSET.fullmatch(part)
+        if match is None or int(match[2]) > 14 or int(match[3]) >= 60:
+            raise ValueError(
+                "MEGAM_GATEWAY_CLIENT_UTC_OFFSETS must be UTC offsets like +05:30,-08:00; "
+                f"got {part!r}"
+            )
+        sign = -1 if match[1] == "-" else 1
+        offsets.append(sign * (int(match[2]) * 3600 + int(match[3]) * 60))
+    return tuple(offsets)
 
 
 def _emails(raw: str) -> frozenset[str]:

@@ -41,6 +41,12 @@ def build_node(settings: Settings, bus: Bus, sealer: Sealer) -> HerkNode:
     )
 
 
+def metrics_host() -> str:
+    """Where ``/metrics`` and ``/healthz`` listen: this machine only, unless
+    ``MEGAM_HERK_METRICS_HOST`` opens them (e.g. ``0.0.0.0`` for a Prometheus elsewhere)."""
+    return os.environ.get(METRICS_HOST_VARIABLE) or "127.0.0.1"
+
+
 def stop_grace() -> float:
     return _seconds(STOP_GRACE_VARIABLE, 30.0)
 
@@ -55,7 +61,7 @@ async def serve(settings: Settings) -> None:
     try:
         await node.start()
         await runner.setup()
-        host = os.environ.get(METRICS_HOST_VARIABLE) or "0.0.0.0"
+        host = metrics_host()
         site = web.TCPSite(runner, host, settings.herk_metrics_port)
         await site.start()
         port = runner.addresses[0][1] if runner.addresses else settings.herk_metrics_port

@@ -74,14 +74,13 @@ class ApiClient:
     async def _request(self, method: str, path: str, payload: Any, params: dict[str, Any]) -> Any:
         assert self._session is not None, "use ApiClient as an async context manager"
         body = orjson.dumps(payload) if payload is not None else b""
-        query = {k: str(v) for k, v in params.items() if v is not None}
+        target = hmac.request_target(path, params)  # the query is part of what is signed
         try:
             async with self._session.request(
                 method,
-                self.url + path,
+                self.url + target,
                 data=body or None,
-                params=query,
-                headers=self._headers(path, body),
+                headers=self._headers(target, body),
                 timeout=aiohttp.ClientTimeout(total=60),
             ) as resp:
                 raw = await resp.read()
@@ -102,16 +101,15 @@ class ApiClient:
         assert self._session is not None
         delay = 0.2
         while True:
-            headers = self._headers(path, b"")
+            resuming = last_event_id is not None
+            target = hmac.request_target(path, {"tail": None if resuming else tail})
+            headers = self._headers(target, b"")
             headers["Accept"] = "text/event-stream"
-            params: dict[str, str] = {}
             if last_event_id is not None:
                 headers["Last-Event-ID"] = last_event_id
-            elif tail is not None:
-                params["tail"] = str(tail)
             try:
                 async with self._session.get(
-                    self.url + path, headers=headers, params=params
+                    self.url + target, headers=headers
                 ) as resp:
                     if resp.status >= 400:
                         data = orjson.loads(await resp.read() or b"{}")

@@ -20,7 +20,9 @@ logger = log.get("megam.up")
 @contextlib.asynccontextmanager
 async def serve_app(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
     """Run ``app`` on ``host:port`` (0 = any free port); yields the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    from gateway.app import runner as gateway_runner  # the gateway's HTTP limits
+
+    runner = gateway_runner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -27,7 +27,8 @@ from uid.service import create_app
 
 logger = log.get("uid")
 
-DEFAULT_HOST: Final = "0.0.0.0"
+DEFAULT_HOST: Final = "127.0.0.1"
+"""Only this machine, as every Megam service by default; ``--host`` opens it wider."""
 EXIT_REFUSED: Final = process.EXIT_REFUSED
 
 
@@ -130,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="megam uid", description="Snowflake ids over HTTP from a leased worker id."
     )
     parser.add_argument("--port", type=int, help="listen port (default $MEGAM_UID_PORT or 7609)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="listen address (default 0.0.0.0)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"listen address (default {DEFAULT_HOST})"
+    )
     parser.add_argument(
         "--worker-id", type=int, help="0..31; leased all the same (default: first free id)"
     )

@@ -52,7 +52,7 @@ class Gateway:
         data = b"" if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if email is not None:
-            headers |= hmac.sign_headers(email, api_key, path.split("?")[0], data)
+            headers |= hmac.sign_headers(email, api_key, path, data)  # with its query
         request = urllib.request.Request(
             self.url + path, data=data if body is not None else None, headers=headers, method=method
         )

@@ -17,7 +17,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
-from gateway.app import create_app
+from gateway.app import create_app, server_limits
 from gateway.options import GatewayOptions
 from megam import hmac, topology, wire
 from megam.bus import Bus, Delivery
@@ -64,7 +64,8 @@ class Api:
         return hmac.sign_headers(self.email, self.api_key, path, body, self.algorithm)
 
     async def get(self, path: str, **params: Any) -> ClientResponse:
-        return await self.client.get(path, params=params, headers=self.headers(path))
+        target = hmac.request_target(path, params)  # the query is signed too
+        return await self.client.get(target, headers=self.headers(target))
 
     async def post(self, path: str, body: Any) -> ClientResponse:
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -280,7 +281,7 @@ def make_app(settings: Settings, sealer: Sealer, tmp_path: Path) -> AppFactory:
 async def gateway(
     aiohttp_client: Any, embedded_bus: Bus, make_app: AppFactory, sealer: Sealer, tmp_path: Path
 ) -> Gateway:
-    client = await aiohttp_client(make_app(embedded_bus))
+    client = await aiohttp_client(make_app(embedded_bus), server_kwargs=server_limits(FAST))
     return Gateway(client, embedded_bus, sealer, tmp_path / "megam.db")
 
 
@@ -292,8 +293,10 @@ def gateway_with(
     ``gateway``, not beside it: both would share one database)."""
 
     async def make(**changes: Any) -> Gateway:
-        app = make_app(embedded_bus, dataclasses.replace(FAST, **changes))
-        return Gateway(await aiohttp_client(app), embedded_bus, sealer, tmp_path / "megam.db")
+        options = dataclasses.replace(FAST, **changes)
+        app = make_app(embedded_bus, options)
+        client = await aiohttp_client(app, server_kwargs=server_limits(options))
+        return Gateway(client, embedded_bus, sealer, tmp_path / "megam.db")
 
     return make
 
@@ -371,9 +374,9 @@ async def open_stream() -> AsyncIterator[Callable[..., Awaitable[SseReader]]]:
     opened: list[ClientResponse] = []
 
     async def open_(api: Api, node: str, headers: dict[str, str] | None = None, **params: Any):
-        path = f"/v1/nodes/{node}/logs/stream"
+        target = hmac.request_target(f"/v1/nodes/{node}/logs/stream", params)
         response = await api.client.get(
-            path, params=params, headers={**api.headers(path), **(headers or {})}
+            target, headers={**api.headers(target), **(headers or {})}
         )
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"] == "text/event-stream"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from megam import hmac
+
 
 async def with_lines(launched: Any, herk: Any, eventually: Any, count: int) -> tuple[Any, Any]:
     api, job = await launched()
@@ -202,7 +204,8 @@ class TestWebSocketTail:
                 if message["type"] == kind:
                     return message
 
-        socket = await api.client.ws_connect(path, params={"tail": 2}, headers=api.headers(path))
+        first = hmac.request_target(path, {"tail": 2})
+        socket = await api.client.ws_connect(first, headers=api.headers(first))
         replay = [await receive(socket, "line") for _ in range(2)]
         assert [m["line"]["text"] for m in replay] == ["line 3", "line 4"]
         status = await receive(socket, "status")
@@ -211,9 +214,8 @@ class TestWebSocketTail:
         assert (await receive(socket, "line"))["line"]["text"] == "live"
         await socket.close()
 
-        resumed = await api.client.ws_connect(
-            path, params={"after": replay[0]["cursor"]}, headers=api.headers(path)
-        )
+        again = hmac.request_target(path, {"after": replay[0]["cursor"]})
+        resumed = await api.client.ws_connect(again, headers=api.headers(again))
         texts = [(await receive(resumed, "line"))["line"]["text"] for _ in range(2)]
         assert texts == ["line 4", "live"]
         await resumed.close()

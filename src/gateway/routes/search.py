@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
 from aiohttp import web
@@ -28,6 +29,9 @@ async def search_logs(request: web.Request) -> web.Response:
         raise BadRequest("query parameter q is required", more="the words to look for")
     if len(words) > MAX_WORDS or any(len(word) > MAX_WORD for word in words):
         raise BadRequest(f"q takes at most {MAX_WORDS} words of at most {MAX_WORD} characters")
+    if any(unicodedata.category(c) == "Cc" for word in words for c in word):
+        # a NUL would end SQLite's FTS query early: refused here, in words, for every store
+        raise BadRequest("query parameter q must be words of text, without control characters")
     state = request.query.get("state") or None
     if state is not None and state not in STATES:
         raise BadRequest(f"query parameter state must be one of {', '.join(sorted(STATES))}")

@@ -43,10 +43,11 @@ export async function hmacHex(apiKey, text, algorithm = "sha1") {
   return hex(new Uint8Array(await subtle.sign("HMAC", key, encoder.encode(text))));
 }
 
-/** The headers that sign a request for `path` (with /v1, without the query). */
-export async function signedHeaders(session, path, bodyBytes = new Uint8Array()) {
+/** The headers that sign a request for `target`: the path (with /v1) and, when the request has
+ * one, `?` and its query exactly as it is sent, so a signature serves no other query. */
+export async function signedHeaders(session, target, bodyBytes = new Uint8Array()) {
   const date = megamDate();
-  const text = stringToSign(date, path, bodyBytes);
+  const text = stringToSign(date, target, bodyBytes);
   const headers = {
     "X-Megam-HMAC": `${session.email}:${await hmacHex(session.apiKey, text, session.algorithm)}`,
     "X-Megam-DATE": date,
@@ -91,13 +92,14 @@ export async function call(method, path, { body, params, session = currentSessio
   const bytes = body === undefined ? new Uint8Array() : encoder.encode(JSON.stringify(body));
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const target = path + query(params || {});
   if (!open) {
     if (!session) throw new ApiError(401, "You are not signed in");
-    Object.assign(headers, await signedHeaders(session, path, bytes));
+    Object.assign(headers, await signedHeaders(session, target, bytes));
   }
   let response;
   try {
-    response = await fetch(path + query(params || {}), {
+    response = await fetch(target, {
       method, headers, body: body === undefined ? undefined : bytes, cache: "no-store", signal,
     });
   } catch (error) {

@@ -54,9 +54,9 @@ export class LogTail {
 
   async follow() {
     const path = `/v1/nodes/${encodeURIComponent(this.node)}/logs/stream`;
-    const headers = await signedHeaders(currentSession(), path);
+    const url = this.cursor === null ? `${path}?tail=${encodeURIComponent(this.tail)}` : path;
+    const headers = await signedHeaders(currentSession(), url); // the query is signed too
     if (this.cursor !== null) headers["Last-Event-ID"] = String(this.cursor);
-    const url = this.cursor === null ? `${path}?tail=${this.tail}` : path;
     this.controller = new AbortController();
     const response = await fetch(url, { headers, cache: "no-store", signal: this.controller.signal });
     if (!response.ok) throw await errorFrom(response);
