@@ -1,4 +1,5 @@
-"""What herk tells the rest of the system, on ``megam.events``: status, log lines and heartbeats.
+"""What herk publishes: status, log lines and heartbeats on ``megam.events`` (EventPublisher), and
+the next attempt, a request handed back or a dead letter on the request side (RequestPublisher).
 
 Every publish waits for the broker's confirm. Status seq numbers are fixed per attempt: 1 for
 ``running``, 2 for the attempt's last word (a terminal state, or ``queued`` when it is retried).
@@ -10,8 +11,9 @@ from __future__ import annotations
 from typing import Final
 
 from herk.admission import Identity
+from herk.flight import NOT_BEFORE_HEADER
 from megam import topology, wire
-from megam.bus import Bus
+from megam.bus import Bus, Delivery
 
 RUNNING_SEQ: Final = 1
 FINAL_SEQ: Final = 2
@@ -70,4 +72,54 @@ class EventPublisher:
     async def heartbeat(self, beat: wire.Heartbeat) -> None:
         await self._bus.publish(
             topology.EVENTS.name, topology.heartbeat_key(beat.herk), wire.encode(beat)
+        )
+
+
+HANDED_BACK_HEADER: Final = "x-megam-handed-back-by"
+HERK_HEADER: Final = "x-megam-herk"
+
+
+class RequestPublisher:
+    """What herk puts back on the request side: the next attempt, a request handed back, a dead
+    letter. Each waits for the broker's confirm."""
+
+    def __init__(self, bus: Bus, herk: str) -> None:
+        self._bus = bus
+        self._herk = herk
+
+    async def next_attempt(self, following: wire.JobRequest, not_before_ms: int) -> None:
+        """A retry, published at once and due at ``not_before_ms`` (epoch ms)."""
+        await self._bus.publish(
+            topology.REQUESTS.name,
+            topology.request_key(following.type),
+            wire.encode(following),
+            message_id=f"{following.job_id}.{following.attempt}",
+            correlation_id=following.correlation_id or None,
+            headers={NOT_BEFORE_HEADER: not_before_ms},
+        )
+
+    async def hand_back(self, delivery: Delivery, job_type: str) -> None:
+        """The request again, as a fresh message (a broker requeue would mark it redelivered)."""
+        await self._bus.publish(
+            topology.REQUESTS.name,
+            topology.request_key(job_type),
+            delivery.body,
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            headers={**delivery.headers, HANDED_BACK_HEADER: self._herk},
+        )
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        headers = {
+            key: value for key, value in delivery.headers.items() if not key.startswith("x-")
+        }
+        headers[topology.REASON_HEADER] = reason[:2000]
+        headers[HERK_HEADER] = self._herk
+        await self._bus.publish(
+            topology.DEAD.name,
+            topology.HERK_REQUESTS.dead_letter_to or topology.HERK_REQUESTS.name,
+            delivery.body,
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            headers=headers,
         )

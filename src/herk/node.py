@@ -152,14 +152,11 @@ class HerkNode:
             await _quietly(self._control.cancel())
         if self._cancels is not None:
             await _quietly(self._cancels.stop())
-        if not await _wait(master.idle, grace):
+        if not await master.wait_idle(grace):
             logger.warning("herk.stopping_jobs", jobs=sorted(master.flights))
             master.stop_all(f"herk node {self.name} stopping")
-            longest = max(
-                (f.job.definition.kill_grace for f in master.flights.values()), default=0.0
-            )
-            await _wait(master.idle, longest + STOP_MARGIN)
-        master.shutting_down = True
+            await master.wait_idle(master.longest_kill_grace + STOP_MARGIN)
+        master.give_up_on_broker()
         if self._sampling is not None:
             self._sampling.cancel()
             await asyncio.gather(self._sampling, return_exceptions=True)
@@ -182,7 +179,7 @@ class HerkNode:
             return
         self.draining = True
         if self._master is not None:
-            self._master.accepting = False
+            self._master.stop_accepting()
         if self._intake is not None:
             await _quietly(self._intake.stop_receiving())
         if self._master is not None:
@@ -337,14 +334,6 @@ class HerkNode:
     @property
     def pool(self) -> WorkerPool | None:
         return self._pool
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 async def _quietly(step: Any) -> None:
