@@ -1,8 +1,9 @@
 """What herk publishes: status, log lines and heartbeats on ``megam.events`` (EventPublisher), and
 the next attempt, a request handed back or a dead letter on the request side (RequestPublisher).
 
-Every publish waits for the broker's confirm. Status seq numbers are fixed per attempt: 1 for
-``running``, 2 for the attempt's last word (a terminal state, or ``queued`` when it is retried).
+Every publish is confirmed by the broker; status and log events wait for it in the outbox.
+Status seq numbers are fixed per attempt: 1 for ``running``, 2 for the attempt's last word (a
+terminal state, or ``queued`` when it is retried).
 ``started_at`` on the last word says when the attempt started, even if ``running`` was skipped.
 """
 
@@ -12,6 +13,7 @@ from typing import Final
 
 from herk.admission import Identity
 from herk.flight import NOT_BEFORE_HEADER
+from herk.outbox import EventOutbox, Outgoing
 from megam import topology, wire
 from megam.bus import Bus, Delivery
 
@@ -20,9 +22,13 @@ FINAL_SEQ: Final = 2
 
 
 class EventPublisher:
-    def __init__(self, bus: Bus, herk: str) -> None:
+    """Status and log events go through the node's outbox (herk.outbox): in order, and a job
+    never waits for the broker; heartbeats go straight to the bus (a late one tells nothing)."""
+
+    def __init__(self, bus: Bus, herk: str, outbox: EventOutbox) -> None:
         self._bus = bus
         self._herk = herk
+        self._outbox = outbox
 
     async def status(
         self,
@@ -34,6 +40,7 @@ class EventPublisher:
         seq: int = FINAL_SEQ,
         started_at: float = 0.0,
     ) -> None:
+        """Returns once the broker confirmed it."""
         event = wire.StatusEvent(
             job_id=job.job_id,
             node=job.node,
@@ -49,24 +56,43 @@ class EventPublisher:
             at=wire.now(),
             started_at=started_at,
         )
-        await self._bus.publish(
-            topology.EVENTS.name,
-            topology.status_key(job.node),
-            wire.encode(event),
-            message_id=f"{job.job_id}.{job.attempt}.{seq}",
-            correlation_id=job.correlation_id or None,
+        await self._outbox.deliver(
+            Outgoing(
+                topology.EVENTS.name,
+                topology.status_key(job.node),
+                wire.encode(event),
+                message_id=f"{job.job_id}.{job.attempt}.{seq}",
+                correlation_id=job.correlation_id or None,
+                job_id=job.job_id,
+            )
         )
 
     async def logs(self, job: Identity, lines: list[wire.LogLine]) -> None:
+        """An attempt's last lines, ahead of its outcome: returns once the broker confirmed them."""
+        await self._outbox.deliver(self._log_message(job, lines, droppable=False))
+
+    def logs_soon(self, job: Identity, lines: list[wire.LogLine]) -> None:
+        """From a worker thread, at once: the lines go out when the broker takes them (or are
+        counted as not kept, if the outbox is full: herk.outbox)."""
+        self._outbox.put(self._log_message(job, lines, droppable=True))
+
+    def dropped_batches(self, job_id: str) -> int:
+        return self._outbox.dropped(job_id)
+
+    def _log_message(
+        self, job: Identity, lines: list[wire.LogLine], *, droppable: bool
+    ) -> Outgoing:
         event = wire.LogEvent(
             job_id=job.job_id, node=job.node, account=job.account, attempt=job.attempt, lines=lines
         )
-        await self._bus.publish(
+        return Outgoing(
             topology.EVENTS.name,
             topology.log_key(job.job_id),
             wire.encode(event),
             message_id=f"{job.job_id}.{job.attempt}.log{lines[0].seq}",
             correlation_id=job.correlation_id or None,
+            job_id=job.job_id,
+            droppable=droppable,
         )
 
     async def heartbeat(self, beat: wire.Heartbeat) -> None:

@@ -76,7 +76,7 @@ class Master:
         self._policy = policy or AcceptancePolicy()
         self._on_capacity_change = on_capacity_change
         self._on_accepted = on_accepted
-        self._observe = observe or MetricsObserver()
+        self._observe = MetricsObserver() if observe is None else observe
         self._ledger = ledger.JobLedger(bus, name, self._policy.claim_keep)
         self._reliably = Reliably()
         self._workers = Supervisor(pool, bridge, self._observe)
@@ -154,7 +154,7 @@ class Master:
     async def _execute(self, flight: Flight) -> Outcome | None:
         """The attempt's outcome; None if it did not start and there is nothing to record (its
         acceptance failed, or it was handed back for want of a free worker)."""
-        if not await self._until_due(flight):
+        if not await _until_due(flight, self._policy.safe_hold):
             return _stopped_before_start(flight)
         slot = await self._workers.acquire(flight)
         if slot is None:
@@ -169,14 +169,6 @@ class Master:
             await self._workers.release(slot)
             return _stopped_before_start(flight)
         return await self._run(flight, slot)
-
-    async def _until_due(self, flight: Flight) -> bool:
-        """Wait out a retry's backoff (holding its request); False if stopped meanwhile."""
-        delay = min(flight.not_before - time.time(), self._policy.safe_hold)
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(flight.stopped.wait(), delay)
-        return not flight.stopped.is_set()
 
     async def _accept(self, flight: Flight) -> bool:
         """Record ``running``, then acknowledge the request with the broker's proof: after this,
@@ -284,7 +276,7 @@ class Master:
             flight.stop(StopReason.SHUTDOWN, detail)
 
     def give_up_on_broker(self) -> None:
-        """Shutting down: a publish the broker does not confirm now fails instead of waiting."""
+        """Shutting down: a publish that fails now raises instead of being tried again."""
         self._reliably.giving_up = True
 
     async def wait_idle(self, seconds: float) -> bool:
@@ -298,6 +290,9 @@ class Master:
     @property
     def longest_kill_grace(self) -> float:
         return max((f.job.definition.kill_grace for f in self.flights.values()), default=0.0)
+
+    def in_flight(self) -> list[str]:
+        return sorted(self.flights)
 
     @property
     def accepted_running(self) -> int:
@@ -334,6 +329,15 @@ class _Announcement:
         self._timer.cancel()
         if self._task is not None:
             await self._task
+
+
+async def _until_due(flight: Flight, safe_hold: float) -> bool:
+    """Wait out a retry's backoff (holding its request); False if stopped meanwhile."""
+    delay = min(flight.not_before - time.time(), safe_hold)
+    if delay > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flight.stopped.wait(), delay)
+    return not flight.stopped.is_set()
 
 
 def _stopped_before_start(flight: Flight) -> Outcome:
