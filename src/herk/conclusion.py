@@ -142,8 +142,7 @@ class Concluder:
     async def conclude(self, flight: Flight, outcome: Outcome) -> None:
         job = flight.job
         if outcome.tail:  # before the outcome: a reader that sees the end has every line
-            lines = list(outcome.tail)
-            await self._reliably(lambda: self._events.logs(job.identity, lines))
+            self._events.last_logs(job.identity, list(outcome.tail))
         self._observe(
             Happened(Step.CONCLUDED, job.request.type, str(outcome.state), outcome.duration)
         )

@@ -67,9 +67,11 @@ class EventPublisher:
             )
         )
 
-    async def logs(self, job: Identity, lines: list[wire.LogLine]) -> None:
-        """An attempt's last lines, ahead of its outcome: returns once the broker confirmed them."""
-        await self._outbox.deliver(self._log_message(job, lines, droppable=False))
+    def last_logs(self, job: Identity, lines: list[wire.LogLine]) -> None:
+        """An attempt's last lines, queued ahead of its outcome (the outbox keeps the order, so
+        the outcome is not held back until they are confirmed, nor lost with them at a stop);
+        never refused, like a status."""
+        self._outbox.put(self._log_message(job, lines, droppable=False))
 
     def logs_soon(self, job: Identity, lines: list[wire.LogLine]) -> None:
         """From a worker thread, at once: the lines go out when the broker takes them (or are

@@ -133,14 +133,22 @@ class EventOutbox:
                 if message.droppable and self._segments.bytes + size > self._disk_limit:
                     self._drop(message)
                     return False
-                token = self._segments.append(message)
-                if waiter is not None:
-                    self._waiters[token] = waiter
+                try:
+                    token = self._segments.append(message)
+                except OSError as exc:  # a full or read-only disk: memory, over its limit
+                    logger.error("outbox.spill_failed", error=str(exc))
+                    self._keep_in_memory(message, waiter)
+                else:
+                    if waiter is not None:
+                        self._waiters[token] = waiter
             else:
-                self._memory.append(_Entry(message, waiter))
-                self._memory_bytes += size
+                self._keep_in_memory(message, waiter)
         self._poke()
         return True
+
+    def _keep_in_memory(self, message: Outgoing, waiter: asyncio.Future[None] | None) -> None:
+        self._memory.append(_Entry(message, waiter))
+        self._memory_bytes += len(message.body)
 
     def _drop(self, message: Outgoing) -> None:
         first = self._dropped[message.job_id] == 0

@@ -125,6 +125,12 @@ class HerkProcesses:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
 
+    def terminate(self, name: str, timeout: float = 120) -> int:
+        """SIGTERM (a graceful stop) and its exit status."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout)
+
     def alive(self, name: str) -> bool:
         return self.processes[name].poll() is None
 

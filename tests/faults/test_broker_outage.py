@@ -1,5 +1,7 @@
 """A 60 s broker outage in the middle of a ``knife.create``: the job runs on, its log lines wait
 in herk's outbox, and once the broker is back it ends ``succeeded``, exactly once, with every line.
+And a node stopped while the broker is away keeps what it could not deliver, and delivers it when
+it starts again.
 
 A real ``python -m herk`` node reaches the real RabbitMQ through a TCP proxy the test takes away
 (every connection cut, new ones refused) and gives back; the shared broker itself is untouched.
@@ -23,7 +25,15 @@ import pytest
 from megam import topology, wire
 from megam.bus.amqp import AmqpBus
 from megam.secrets import Sealer, load_or_create_key
-from tests.faults.faultkit import REPO, HerkProcesses, Recorder, herk_processes
+from tests.faults.faultkit import (
+    REPO,
+    HerkProcesses,
+    Recorder,
+    herk_processes,
+    new_request,
+    runs_of,
+    submit,
+)
 from tests.faults.tcp_proxy import TcpProxy
 
 OUTAGE_SECONDS = 60.0
@@ -116,5 +126,36 @@ async def test_a_knife_create_running_across_a_60_s_outage_succeeds_exactly_once
         seqs = sorted({line.seq for line in recorder.logs[job]})
         assert seqs == list(range(1, len(seqs) + 1)), "no line lost"
         assert proxied_nodes.logged("through-proxy", "job.bus_lost") == []
+    finally:
+        await recorder.detach()
+
+
+async def test_a_node_stopped_during_an_outage_delivers_the_outcome_at_its_next_start(
+    broker: AmqpBus,
+    proxy: TcpProxy,
+    proxied_nodes: HerkProcesses,
+    runs: Path,
+    tmp_path: Path,
+) -> None:
+    recorder = await Recorder(silence_floor=10 * OUTAGE_SECONDS).attach(broker)
+    settings = {"MEGAM_HERK_STOP_GRACE": "1"}
+    proxied_nodes.start("stops-while-away", heartbeat=1.0, extra_env=settings)
+    [request] = await submit(broker, [new_request("fault.once", 1)])  # 1.5 s, not idempotent
+    job = request.job_id
+    try:
+        await recorder.until(lambda: runs_of(runs, job) == 1, "the job starting", timeout=60)
+        await proxy.outage()
+        await asyncio.sleep(5)  # the job ends meanwhile; its outcome cannot reach the broker
+        assert proxied_nodes.terminate("stops-while-away") == 0
+        kept = list((tmp_path / "data" / "herk" / "stops-while-away" / "outbox").glob("*.spill"))
+        assert kept, "the undelivered events are kept in the node's data dir"
+        assert recorder.state(job) is None
+
+        proxy.heal()
+        proxied_nodes.start("stops-while-away", heartbeat=1.0, extra_env=settings)
+        await recorder.all_ended([job], timeout=60)
+        endings = [e for e in recorder.statuses[job] if e.state.terminal]
+        assert [(e.state, e.herk) for e in endings] == [("succeeded", "stops-while-away")]
+        assert runs_of(runs, job) == 1
     finally:
         await recorder.detach()

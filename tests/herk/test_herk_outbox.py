@@ -194,3 +194,18 @@ class TestRefusals:
         await outbox.deliver(message(1, droppable=False))
         assert numbers(await received.count(1)) == [1]
         await outbox.close(1)
+
+    async def test_a_disk_that_refuses_the_spill_keeps_events_in_memory_instead(
+        self, bus: SometimesAway, received: Received, tmp_path: Path
+    ) -> None:
+        directory = tmp_path / "outbox"
+        outbox = EventOutbox(bus, directory, memory_limit=100)
+        await outbox.start()
+        directory.rmdir()
+        directory.write_text("not a directory")  # every spill now fails
+        bus.away = True
+        assert all(outbox.put(message(number, size=100)) for number in range(5))
+
+        bus.away = False
+        assert numbers(await received.count(5)) == list(range(5))
+        await outbox.close(1)
