@@ -151,6 +151,8 @@ class HerkNode:
         """Stop taking work, give in-flight jobs ``grace`` seconds, stop the rest, shut down."""
         if self._stopped or self._master is None:
             await self._release_groups()  # a start that failed half-way may hold them
+            if self._outbox is not None:
+                await self._outbox.close(0)  # idempotent: what it holds is kept on disk
             return
         self._stopped = True
         if self._heartbeats is not None:
