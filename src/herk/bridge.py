@@ -1,33 +1,23 @@
-"""Crossing between worker threads and the event loop, per dependencies.md §3.
+"""Crossing between worker threads and the event loop (docs/herk.md, "Modules").
 
 Loop → actor is ``tell()`` only (the master never awaits a pykka future). Actor thread → loop is
-this bridge: :meth:`LoopBridge.run` for work whose result or back-pressure the thread needs (a
-publish and its confirm), :meth:`LoopBridge.notify` for fire-and-forget calls.
+fire-and-forget only, :meth:`LoopBridge.notify` and the :meth:`LoopBridge.resolver` of a future
+built on it: a worker thread never waits for the loop, so it never waits for the broker either
+(its log lines go into the event outbox, herk.outbox, which takes them at once from any thread).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
 class LoopBridge:
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, timeout: float = 60.0) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._timeout = timeout
-
-    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop and wait for its result in this (non-loop) thread."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(self._timeout if timeout is None else timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError("the event loop did not finish in time") from None
 
     def notify(self, callback: Callable[..., object], *args: object) -> None:
         """Schedule ``callback(*args)`` on the loop; returns at once."""

@@ -8,7 +8,7 @@ deliveries that crossed its basic.cancel (aiormq drops those that arrive after t
 the broker requeues them when the channel closes). Until then, what the retired consumers still
 hold counts against the new prefetch.
 
-How many the node may hold is the node's business (``HerkNode._free_capacity``): it shrinks when
+How many the node may hold is :func:`capacity`: it shrinks when
 an accepted job (whose request no longer counts as unacknowledged) or a long job runs. When a
 retired consumer has drained, the room it leaves is taken up again once the live consumer is
 idle; meanwhile the node holds less than it may, never more.
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from megam import log, topology
-from megam.bus import Bus, Delivery, Handler, Subscription
+from megam.bus import Bus, BusError, Delivery, Handler, Subscription
 
 logger = log.get("herk.intake")
 
@@ -32,6 +32,15 @@ basic.cancel are still on their way into handlers, and closing would cut them of
 MAX_PREFETCH = 30
 """RabbitMQ's quorum-queue client holds a channel's settles back once 32 commands are in flight;
 a prefetch below that keeps every ack (and so ``ack(confirmed=True)``) sent at once."""
+
+
+def capacity(workers: int, accepted_running: int, long_running: int) -> int:
+    """How many requests a node may hold: one per worker not taken by an accepted job (whose
+    request no longer counts as prefetched), and as many again while every job there is short,
+    so that a worker finds its next request waiting instead of idling through the round trip
+    that settles the last one (docs/herk.md, "Pipelining without hoarding")."""
+    free = max(0, workers - accepted_running)
+    return free * 2 if long_running == 0 else free
 
 
 @dataclasses.dataclass(eq=False)
@@ -49,9 +58,12 @@ class _Consumer:
 
 
 class Intake:
-    def __init__(self, bus: Bus, handler: Handler) -> None:
+    def __init__(self, bus: Bus, handler: Handler, capacity: Callable[[], int]) -> None:
         self._bus = bus
         self._handler = handler
+        self._wanted = capacity
+        """How many requests the node may hold now (it changes as jobs start and end)."""
+        self._adjusting: asyncio.Task[None] | None = None
         self._capacity = 0
         self._current: _Consumer | None = None
         self._retired: list[_Consumer] = []
@@ -63,6 +75,19 @@ class Intake:
     def prefetch(self) -> int:
         """The prefetch of the live consumer (0: not receiving)."""
         return self._current.prefetch if self._current is not None else 0
+
+    def adjust(self) -> None:
+        """The node's capacity moved (an accepted or long job started or ended): re-size to it,
+        one re-size at a time."""
+        if self._adjusting is None or self._adjusting.done():
+            self._adjusting = asyncio.create_task(self._adjust())
+
+    async def _adjust(self) -> None:
+        try:
+            while await self.resize(self._wanted()):
+                pass  # resized: the capacity may have moved again meanwhile
+        except BusError as exc:
+            logger.warning("intake.resize_failed", error=str(exc))
 
     async def resize(self, capacity: int) -> bool:
         """Hold at most ``capacity`` unacknowledged requests, counting those already held.

@@ -3,9 +3,10 @@
 The mask (megam.secrets.Masker) covers every form herk writes a secret in, and each line of a
 multi-line secret, since output arrives here a line at a time.
 
-Runs in the worker thread. ``publish`` blocks until the broker confirmed the batch, so a job that
-prints faster than the broker takes its lines is slowed down (its pipe fills) instead of herk
-buffering without bound.
+Runs in the worker thread. ``publish`` hands the batch to the node's event outbox and returns at
+once (herk.outbox): a job never waits for the broker, even one that is away for minutes. The
+outbox is bounded (memory, then disk); past its limit, batches are refused and counted, and the
+job's log says how many (herk.worker), instead of the job being slowed or stopped.
 """
 
 from __future__ import annotations

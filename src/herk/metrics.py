@@ -54,6 +54,11 @@ RETRIES = Counter("megam_herk_retries", "Attempts re-published after a retryable
 WORKER_REPLACEMENTS = Counter(
     "megam_herk_worker_replacements", "Worker actors replaced after a crash or a stuck job"
 )
+EVENTS_DROPPED = Counter(
+    "megam_herk_events_dropped",
+    "Events refused because the event buffer reached its disk limit (broker away)",
+    ["kind"],
+)
 CANCELS_SEEN = Counter(
     "megam_herk_cancels_read", "Cancels read from the durable herk.cancels stream"
 )

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pykka
 import structlog
 
 import megam
@@ -26,14 +24,16 @@ from herk.cancels import CancelFeed
 from herk.catalogue import Catalogue, load_catalogue
 from herk.events import EventPublisher
 from herk.guardian import Guardian
-from herk.intake import Intake
+from herk.heartbeat import Heartbeats
+from herk.intake import Intake, capacity
 from herk.master import Master
 from herk.orphans import LOCK_PATIENCE, GroupRegistry, groups_directory
+from herk.outbox import EventOutbox, outbox_directory
 from herk.pool import WorkerPool
 from herk.sampler import LocalNodeSampler
-from herk.worker import JobWorker
+from herk.worker import worker_factory
 from megam import log, topology, wire
-from megam.bus import Bus, BusError, Delivery, Subscription
+from megam.bus import Bus, Delivery, Subscription
 from megam.config import Settings
 from megam.secrets import Sealer
 
@@ -43,6 +43,8 @@ DEFAULT_HEARTBEAT_SECONDS = 5.0
 DEFAULT_SAMPLE_SECONDS = 10.0
 """Megam's gmond reported every 10 s."""
 STOP_MARGIN = 5.0
+OUTBOX_GRACE = 5.0
+"""At a stop, how long the events still buffered may take to reach the broker."""
 """After asking in-flight jobs to stop, how long beyond their kill grace to wait for them."""
 
 
@@ -71,10 +73,10 @@ class HerkNode:
         self._pool: WorkerPool | None = None
         self._events: EventPublisher | None = None
         self._intake: Intake | None = None
-        self._adjusting: asyncio.Task[None] | None = None
         self._control: Subscription | None = None
         self._cancels: CancelFeed | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeats: Heartbeats | None = None
+        self._outbox: EventOutbox | None = None
         self.sample_seconds = sample_seconds
         self._sampling: asyncio.Task[None] | None = None
         self._groups: GroupRegistry | None = None
@@ -100,8 +102,13 @@ class HerkNode:
         # "safely recorded" that lets herk ack, even before any gateway has started.
         await self.bus.declare(topology.EXCHANGES, topology.HERK_QUEUES + topology.GATEWAY_QUEUES)
         bridge = LoopBridge(asyncio.get_running_loop())
-        self._events = EventPublisher(self.bus, self.name)
-        self._pool = WorkerPool(self.settings.workers, self._start_worker, bridge)
+        self._outbox = EventOutbox(self.bus, outbox_directory(data_dir, self.name))
+        await self._outbox.start()  # what this node left undelivered when it last stopped
+        self._events = EventPublisher(self.bus, self.name, self._outbox)
+        beat_every = self.heartbeat_seconds
+        self._heartbeats = Heartbeats(self.bus, self._events, beat_every, self.heartbeat)
+        workers = worker_factory(self.name, self._events, data_dir, groups)
+        self._pool = WorkerPool(self.settings.workers, workers, bridge)
         metrics.WORKERS.inc(self._pool.size)
         self._master = Master(
             self.name,
@@ -127,9 +134,9 @@ class HerkNode:
         )
         self._cancels = CancelFeed(self.bus, self.name, self._master.cancel)
         await self._cancels.start()  # before any request: a cancelled job must never start
-        self._intake = Intake(self.bus, self._master.handle)
+        self._intake = Intake(self.bus, self._master.handle, self._free_capacity)
         await self._intake.resize(self._free_capacity())
-        self._heartbeat = asyncio.create_task(self._beat())
+        self._heartbeats.start()
         if self.sample_seconds > 0:
             sampler = LocalNodeSampler(data_dir / "nodes", self.bus, self.sample_seconds)
             self._sampling = asyncio.create_task(sampler.run())
@@ -144,28 +151,32 @@ class HerkNode:
         """Stop taking work, give in-flight jobs ``grace`` seconds, stop the rest, shut down."""
         if self._stopped or self._master is None:
             await self._release_groups()  # a start that failed half-way may hold them
+            if self._outbox is not None:
+                await self._outbox.close(0)  # idempotent: what it holds is kept on disk
             return
         self._stopped = True
+        if self._heartbeats is not None:
+            self._heartbeats.stopping = True
         master = self._master
         await self.drain()
         if self._control is not None:
             await _quietly(self._control.cancel())
         if self._cancels is not None:
             await _quietly(self._cancels.stop())
-        if not await _wait(master.idle, grace):
-            logger.warning("herk.stopping_jobs", jobs=sorted(master.flights))
+        if not await master.wait_idle(grace):
+            logger.warning("herk.stopping_jobs", jobs=master.in_flight())
             master.stop_all(f"herk node {self.name} stopping")
-            longest = max(
-                (f.job.definition.kill_grace for f in master.flights.values()), default=0.0
-            )
-            await _wait(master.idle, longest + STOP_MARGIN)
-        master.shutting_down = True
+            await master.wait_idle(master.longest_kill_grace + STOP_MARGIN)
+        master.give_up_on_broker()
+        if self._outbox is not None:
+            # Delivered now if the broker is there; else kept on disk for this node's next start.
+            await self._outbox.close(OUTBOX_GRACE)
+            await master.wait_idle(STOP_MARGIN)  # flights that waited for a confirm unwind
         if self._sampling is not None:
             self._sampling.cancel()
             await asyncio.gather(self._sampling, return_exceptions=True)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if self._heartbeats is not None:
+            await self._heartbeats.stop()
         await self._send_heartbeat()
         # Whatever is still unacknowledged goes back to the queue when the channels close.
         if self._intake is not None:
@@ -182,7 +193,7 @@ class HerkNode:
             return
         self.draining = True
         if self._master is not None:
-            self._master.accepting = False
+            self._master.stop_accepting()
         if self._intake is not None:
             await _quietly(self._intake.stop_receiving())
         if self._master is not None:
@@ -203,26 +214,13 @@ class HerkNode:
         await self._send_heartbeat()
 
     def _free_capacity(self) -> int:
-        """How many requests this node may hold: one per worker not taken by an accepted job
-        (whose request no longer counts as prefetched), and as many again while every job here
-        is short, so that a worker finds its next request waiting instead of idling through the
-        round trip that settles the last one (docs/herk.md, "Pipelining without hoarding")."""
         if self._pool is None or self._master is None:
             return 0
-        free = max(0, self._pool.size - self._master.accepted_running)
-        return free * 2 if self._master.long_running == 0 else free
+        return capacity(self._pool.size, self._master.accepted_running, self._master.long_running)
 
     def _adjust_intake(self) -> None:
-        """When accepted or long jobs start or end: re-size the intake, one re-size at a time."""
-        if self._adjusting is None or self._adjusting.done():
-            self._adjusting = asyncio.create_task(self._adjust())
-
-    async def _adjust(self) -> None:
-        try:
-            while self._intake is not None and await self._intake.resize(self._free_capacity()):
-                pass  # resized: the capacity may have moved again meanwhile
-        except BusError as exc:
-            logger.warning("intake.resize_failed", error=str(exc))
+        if self._intake is not None:
+            self._intake.adjust()
 
     # -- what the node tells and hears -----------------------------------------------------
 
@@ -232,7 +230,7 @@ class HerkNode:
             herk=self.name,
             workers=pool.size if pool else 0,
             busy=pool.busy if pool else 0,
-            inflight=sorted(master.flights) if master else [],
+            inflight=master.in_flight() if master else [],
             version=megam.__version__,
             started_at=self.started_at,
             draining=self.draining,
@@ -241,23 +239,9 @@ class HerkNode:
             interval=self.heartbeat_seconds,
         )
 
-    async def _beat(self) -> None:
-        while True:
-            await self._send_heartbeat()
-            await asyncio.sleep(self.heartbeat_seconds)
-
     async def _send_heartbeat(self) -> None:
-        if self._events is None:
-            return
-        if self._stopped and not self.bus.connected:
-            logger.warning("heartbeat.skipped", why="stopping while the broker is unreachable")
-            return
-        try:
-            # a heartbeat later than its interval tells nothing: never wait longer for the bus
-            async with asyncio.timeout(self.heartbeat_seconds):
-                await self._events.heartbeat(self.heartbeat())
-        except (BusError, TimeoutError) as exc:
-            logger.warning("heartbeat.failed", error=str(exc) or "not sent within its interval")
+        if self._heartbeats is not None:
+            await self._heartbeats.send()
 
     async def _on_control(self, delivery: Delivery) -> None:
         try:
@@ -280,20 +264,6 @@ class HerkNode:
         elif command.command == "ping":
             await self._send_heartbeat()
 
-    def _start_worker(
-        self, number: int, on_death: Callable[[BaseException | None], None]
-    ) -> pykka.ActorRef[Any]:
-        assert self._events is not None and self._groups is not None
-        return JobWorker.start(
-            number,
-            self.name,
-            LoopBridge(asyncio.get_running_loop()),
-            self._events,
-            Path(self.settings.data_dir),
-            self._groups,
-            on_death,
-        )
-
     async def _guard(self, directory: Path) -> None:
         """Spawn the guardian that reaps this node's jobs the moment it dies (herk.guardian)."""
         try:
@@ -306,14 +276,7 @@ class HerkNode:
             )
             return
         self._guardian = guardian
-        guardian.watch(asyncio.get_running_loop(), self._guardian_lost)
-
-    def _guardian_lost(self, returncode: int) -> None:
-        logger.warning(
-            "herk.guardian_lost",
-            returncode=returncode,
-            reason="if this node is killed, its jobs run on until it starts again",
-        )
+        guardian.watch(asyncio.get_running_loop(), _guardian_lost)
 
     async def _release_groups(self) -> None:
         """Let another node of this name take over the records (a restart in this process):
@@ -339,12 +302,12 @@ class HerkNode:
         return self._pool
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
+def _guardian_lost(returncode: int) -> None:
+    logger.warning(
+        "herk.guardian_lost",
+        returncode=returncode,
+        reason="if this node is killed, its jobs run on until it starts again",
+    )
 
 
 async def _quietly(step: Any) -> None:

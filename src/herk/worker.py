@@ -21,7 +21,6 @@ import structlog
 
 from herk import plans, runner
 from herk.admission import Job
-from herk.bridge import LoopBridge
 from herk.chef import CredentialsError
 from herk.control import JobControl, StopReason
 from herk.events import EventPublisher
@@ -29,7 +28,6 @@ from herk.logstream import LogStream
 from herk.orphans import GroupRegistry
 from herk.outcome import Outcome
 from megam import log
-from megam.bus import BusError
 from megam.wire import JobState
 
 logger = log.get("herk.worker")
@@ -50,7 +48,6 @@ class JobWorker(pykka.ThreadingActor):
         self,
         number: int,
         herk: str,
-        bridge: LoopBridge,
         events: EventPublisher,
         data_dir: Path,
         groups: GroupRegistry,
@@ -59,7 +56,6 @@ class JobWorker(pykka.ThreadingActor):
         super().__init__()
         self.number = number
         self.herk = herk
-        self.bridge = bridge
         self.events = events
         self.data_dir = data_dir
         self.groups = groups
@@ -85,17 +81,13 @@ class JobWorker(pykka.ThreadingActor):
                 if plan.argv is None:
                     return Outcome(JobState.SUCCEEDED)
                 return self._run_process(job, plan, control)
-        except (BusError, TimeoutError) as exc:
-            logger.warning("job.bus_lost", error=str(exc))
-            return Outcome(JobState.INTERRUPTED, f"event bus unavailable: {exc}")
         except (CredentialsError, OSError) as exc:
             return Outcome(JobState.FAILED, f"cannot prepare the job: {exc}", started=False)
 
     def _run_process(self, job: Job, plan: plans.Plan, control: JobControl) -> Outcome:
         assert plan.argv is not None
-        stream = LogStream(
-            lambda lines: self.bridge.run(self.events.logs(job.identity, lines)), plan.secrets
-        )
+        # Never waits for the broker: the lines queue in the outbox while it is away.
+        stream = LogStream(lambda lines: self.events.logs_soon(job.identity, lines), plan.secrets)
         stream.line("herk", f"$ {shlex.join(plan.argv)}")
         with self.groups.recording(job.job_id) as record:
             result = runner.run_process(
@@ -109,9 +101,29 @@ class JobWorker(pykka.ThreadingActor):
                 on_started=record,
             )
         outcome = interpret(result, plan, self.herk, stream.mask)
+        if dropped := self.events.dropped_batches(job.job_id):
+            stream.line("herk", not_kept(dropped))
         stream.line("herk", f"{outcome.state}: {outcome.reason or 'exit code 0'}")
         logger.info("job.finished", state=str(outcome.state), duration=round(result.duration, 3))
         return dataclasses.replace(outcome, tail=tuple(stream.take()))
+
+
+def not_kept(batches: int) -> str:
+    return (
+        f"{batches} batch(es) of this job's log lines were not kept: herk's event buffer was "
+        "full while the broker was away (the job itself ran on)"
+    )
+
+
+def worker_factory(
+    herk: str, events: EventPublisher, data_dir: Path, groups: GroupRegistry
+) -> Callable[[int, Callable[[BaseException | None], None]], pykka.ActorRef[Any]]:
+    """How the node's pool starts a worker: ``factory(number, on_death)`` (herk.pool)."""
+
+    def start(number: int, on_death: Callable[[BaseException | None], None]) -> pykka.ActorRef[Any]:
+        return JobWorker.start(number, herk, events, data_dir, groups, on_death)
+
+    return start
 
 
 def interpret(

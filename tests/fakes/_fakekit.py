@@ -11,6 +11,7 @@ Knobs (environment variables; herk passes them through with ``MEGAM_HERK_PASSENV
 * ``MEGAM_FAKE_PIDS``       file to write the hanging process's pid and its grandchild's pid to
 * ``MEGAM_FAKE_IGNORE_TERM`` ``1``: ignore SIGTERM while hanging (so only SIGKILL stops it)
 * ``MEGAM_FAKE_LINES``      print this many extra progress lines
+* ``MEGAM_FAKE_LINE_SECONDS`` wait this long before each extra line (a slow cloud)
 * ``MEGAM_FAKE_DEBUG``      ``1``: knife prints the config it loaded, as ``knife -VV`` does;
   ``2``: it also prints the config and credentials files line by line, as they are on disk
 """
@@ -108,7 +109,9 @@ def err(text: str) -> None:
 
 
 def extra_lines(prefix: str) -> None:
+    pause = float(os.environ.get("MEGAM_FAKE_LINE_SECONDS") or 0)
     for number in range(int(os.environ.get("MEGAM_FAKE_LINES") or 0)):
+        time.sleep(pause)
         out(f"{prefix}progress line {number + 1}")
 
 

@@ -92,7 +92,14 @@ class HerkProcesses:
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
 
-    def start(self, name: str, *, workers: int = 2, heartbeat: float = 0.3) -> None:
+    def start(
+        self,
+        name: str,
+        *,
+        workers: int = 2,
+        heartbeat: float = 0.3,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         env = {
             **os.environ,
             "MEGAM_AMQP_URL": self.amqp_url,
@@ -105,6 +112,7 @@ class HerkProcesses:
             "MEGAM_WORKERS": str(workers),
             "MEGAM_HERK_HEARTBEAT_SECONDS": str(heartbeat),
             "MEGAM_LOG_LEVEL": "warning",
+            **(extra_env or {}),
         }
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "wb") as log:
@@ -116,6 +124,12 @@ class HerkProcesses:
         process = self.processes[name]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+
+    def terminate(self, name: str, timeout: float = 120) -> int:
+        """SIGTERM (a graceful stop) and its exit status."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=timeout)
 
     def alive(self, name: str) -> bool:
         return self.processes[name].poll() is None
@@ -155,6 +169,7 @@ class Recorder:
     def __init__(self, *, silence_floor: float = 5.0) -> None:
         self.silence_floor = silence_floor
         self.statuses: dict[str, list[wire.StatusEvent]] = {}
+        self.logs: dict[str, list[wire.LogLine]] = {}
         self.beats: dict[str, wire.Heartbeat] = {}
         self.beat_seen: dict[str, float] = {}
         self.interrupted_by_rule: dict[str, str] = {}
@@ -218,6 +233,9 @@ class Recorder:
         if kind == "status":
             event = wire.decode(delivery.body, wire.StatusEvent)
             self.statuses.setdefault(event.job_id, []).append(event)
+        elif kind == "log":
+            batch = wire.decode(delivery.body, wire.LogEvent)
+            self.logs.setdefault(batch.job_id, []).extend(batch.lines)
         elif kind == "heartbeat":
             beat = wire.decode(delivery.body, wire.Heartbeat)
             self.beats[beat.herk] = beat

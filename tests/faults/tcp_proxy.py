@@ -1,4 +1,5 @@
-"""A TCP relay between a client and RabbitMQ: drop the client's bytes silently, or cut it off.
+"""A TCP relay between a client and RabbitMQ: drop the client's bytes silently, cut it off, or
+take the broker away from it altogether (an outage: every connection cut, new ones refused).
 
 Real sockets and the real broker: the network faults a herk node meets (an ack lost on the way,
 a connection that dies) made on demand, from inside the test.
@@ -15,6 +16,7 @@ class TcpProxy:
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.dropping = False
+        self.refusing = False
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
         self.url = ""
@@ -40,6 +42,9 @@ class TcpProxy:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:  # the broker is away: the client sees its connection closed at once
+            writer.close()
+            return
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         self.writers += [writer, upstream_writer]
         await asyncio.gather(
@@ -63,3 +68,11 @@ class TcpProxy:
         writers, self.writers = self.writers, []
         for writer in writers:
             writer.close()
+
+    async def outage(self) -> None:
+        """The broker goes away for the client: every connection cut, new ones refused."""
+        self.refusing = True
+        await self.cut()
+
+    def heal(self) -> None:
+        self.refusing = False

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from herk_testkit import EventLog, job_request, submit, write_actor
 
-from herk import master, runner
+from herk import runner, supervision
 from megam.bus import Bus
 
 
@@ -83,7 +83,7 @@ class TestStuckWorker:
             return real(*args, **kwargs)
 
         monkeypatch.setattr(runner, "run_process", hang_once)
-        monkeypatch.setattr(master, "STUCK_MARGIN", 0.5)
+        monkeypatch.setattr(supervision, "STUCK_MARGIN", 0.5)
         herk = await start_herk(bus, actors_dir=actors, workers=1)
         try:
             stuck = await submit(bus, job_request("test.true"))
