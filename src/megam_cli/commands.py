@@ -15,12 +15,6 @@ from megam_cli.client import ApiClient, ApiError
 TERMINAL_STATES = frozenset(state.value for state in JobState if state.terminal)
 
 
-def fan_out_names(node_name: str, count: int) -> list[str]:
-    """The ``noofinstances`` expansion: web.megam.co, 2 → web1.megam.co, web2.megam.co."""
-    label, dot, rest = node_name.partition(".")
-    return [f"{label}{i}{dot}{rest}" for i in range(1, count + 1)]
-
-
 def print_table(
     rows: Iterable[Mapping[str, Any]], columns: list[str], out: TextIO = sys.stdout
 ) -> None:
@@ -37,13 +31,13 @@ async def accounts_create(url: str | None, email: str, api_key: str | None) -> i
         reply = await api.post(
             "/v1/accounts/content", {"email": email, "api_key": api_key, "authority": "user"}
         )
-    account = _account_from(reply)
+    account = account_from(reply)
     path = credentials.save(credentials.Credentials(base.url, email, account["api_key"]))
     print(f"account {email} created ({account.get('id', '')}); credentials saved to {path}")
     return 0
 
 
-def _account_from(reply: Any) -> dict[str, Any]:
+def account_from(reply: Any) -> dict[str, Any]:
     """The account object, whether the gateway answered with it or with Megam's message list."""
     if isinstance(reply, dict) and "api_key" in reply:
         return reply
@@ -126,21 +120,45 @@ async def clouds_list(api: ApiClient) -> int:
 
 
 async def nodes_launch(
-    api: ApiClient, name: str, cloud: str, run_list: list[str], count: int, follow: bool
+    api: ApiClient,
+    name: str,
+    cloud: str,
+    run_list: list[str],
+    count: int | None,
+    follow: bool,
 ) -> int:
-    reply = await api.post(
-        "/v1/nodes/content",
-        {"node_name": name, "predefcloud": cloud, "run_list": run_list, "noofinstances": count},
-    )
-    for message in reply if isinstance(reply, list) else [reply]:
-        print(message.get("msg", message))
-    names = fan_out_names(name, count)
+    """Launch ``name`` as given, or with ``count`` Megam's fan-out (web → web1 … webN)."""
+    body: dict[str, Any] = {"node_name": name, "predefcloud": cloud, "run_list": run_list}
+    if count is not None:
+        body["noofinstances"] = count  # absent, the gateway keeps the name exactly
+    reply = await api.post("/v1/nodes/content", body)
+    launched = launched_nodes(reply)
+    for node, job in launched:
+        print(f"{node}: launching, job {job}", flush=True)
+    for message in messages(reply):
+        if "job_id" not in message:
+            print(message.get("msg", message), flush=True)
     if not follow:
         return 0
     ok = True
-    for node in names:
+    for node, _ in launched:
         ok = await follow_node(api, node, until_done=True) and ok
     return 0 if ok else 1
+
+
+def messages(reply: Any) -> list[dict[str, Any]]:
+    """Megam answers a create with a list of messages (or, for some, one object)."""
+    items = reply if isinstance(reply, list) else [reply]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def launched_nodes(reply: Any) -> list[tuple[str, str]]:
+    """(node name, job id) for every node the gateway said it is launching."""
+    return [
+        (message["node_name"], message["job_id"])
+        for message in messages(reply)
+        if "node_name" in message and "job_id" in message
+    ]
 
 
 async def follow_node(api: ApiClient, node: str, *, until_done: bool, tail: int = 100) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from megam import process
 from megam.bus import BusError
 from megam.config import Settings
-from megam_cli import commands, credentials
+from megam_cli import commands, credentials, ready
 from megam_cli.client import ApiClient, ApiError
 
 
@@ -21,11 +21,25 @@ def _service_flags(parser: argparse.ArgumentParser, *, amqp_default_hint: str) -
     parser.add_argument(
         "--amqp", dest="amqp_url", help=f"RabbitMQ URL (MEGAM_AMQP_URL; {amqp_default_hint})"
     )
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log (MEGAM_LOG_LEVEL, default info)",
+    )
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        default=None,
+        help="log one JSON object per line (the default when stderr is not a terminal)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="megam", description=__doc__)
+    parser.add_argument(
+        "--profile",
+        help="which saved credentials to use (MEGAM_PROFILE; default: the current profile)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run gateway + herk + uid in one process")
@@ -37,7 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--store", dest="store_url", help="store URL (MEGAM_STORE_URL, sqlite in the data dir)"
     )
-    up.add_argument("--demo", action="store_true", help="sign up and launch a demo node")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="also sign up a demo account (profile 'demo'), add the local cloud and launch a"
+        " demo node; safe to repeat: what exists is reused",
+    )
+    up.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        metavar="EMAIL",
+        help="make this account an operator (may repeat). Operators are also: MEGAM_ADMIN_EMAILS,"
+        " every saved profile pointing at this gateway, and the demo account with --demo",
+    )
 
     gateway = sub.add_parser("gateway", help="run the gateway (HTTP API) against RabbitMQ")
     _service_flags(gateway, amqp_default_hint="default amqp://guest:guest@127.0.0.1:5672/")
@@ -194,15 +221,19 @@ def _run_service(args: argparse.Namespace) -> int:
         from uid.lease import LeaseUnavailable
 
         refusals += (CatalogueError, LeaseUnavailable, IdUnavailable)
-        after_start = None
-        if args.demo:
-            from megam_cli.demo import run_demo
+        operators = ready.local_operators(
+            f"http://{args.host}:{settings.gateway_port}", with_demo=args.demo, extra=args.operator
+        )
 
-            async def after_start(url: str) -> None:
-                await run_demo(url)
+        from gateway.options import GatewayOptions
+
+        every_operator = operators | GatewayOptions.from_env().admin_emails
+
+        async def after_start(url: str) -> None:
+            await ready.welcome(url, with_demo=args.demo, operators=every_operator)
 
         def main() -> Awaitable[None]:
-            return up(settings, host=args.host, after_start=after_start)
+            return up(settings, host=args.host, operators=operators, after_start=after_start)
     elif args.command == "gateway":
         from gateway.main import serve as gateway_serve
 
@@ -240,14 +271,18 @@ def _run_service(args: argparse.Namespace) -> int:
             return uid_serve(settings)
 
     return process.run(
-        main, name=f"megam {args.command}", log_level=settings.log_level, refusals=refusals
+        main,
+        name=f"megam {args.command}",
+        log_level=settings.log_level,
+        refusals=refusals,
+        log_json=args.log_json,
     )
 
 
 async def _run_client(args: argparse.Namespace) -> int:
     if args.command == "accounts":
         return await commands.accounts_create(args.url, args.email, args.api_key)
-    creds = credentials.load()
+    creds = credentials.load(profile=args.profile)
     if not (creds.email and creds.api_key):
         raise ApiError(
             0,
