@@ -134,7 +134,7 @@ async def nodes_launch(
     reply = await api.post("/v1/nodes/content", body)
     launched = launched_nodes(reply)
     for node, job in launched:
-        print(f"{node}: launching, job {job}", flush=True)
+        print(f"launching {node} as job {job}", flush=True)
     for message in messages(reply):
         if "job_id" not in message:
             print(message.get("msg", message), flush=True)

@@ -126,7 +126,7 @@ async def _show_again(api: ApiClient, node: dict[str, Any]) -> bool:
 
 
 async def _launch(api: ApiClient, name: str) -> bool:
-    print(f"launching {name} on the {DEMO_CLOUD} cloud …", flush=True)
+    print(f"the demo node is {name}, on the {DEMO_CLOUD} cloud …", flush=True)
     code = await commands.nodes_launch(
         api, name, DEMO_CLOUD, DEMO_RUN_LIST, count=None, follow=True
     )

@@ -122,3 +122,46 @@ class TestStoppingWhenTheOutputReaderIsGone:
             if line.startswith("{")
         ]
         assert any(event["event"] == "megam.up" for event in events)
+
+
+class TestOutputForAPersonAtATerminal:
+    @pytest.mark.parametrize("json_flag", [False, True], ids=["default", "--log-json"])
+    def test_logs_are_readable_lines_on_a_terminal_unless_json_is_asked(
+        self, megam_env: dict[str, str], json_flag: bool
+    ) -> None:
+        args = [MEGAM, "up", "--workers", "1", *(["--log-json"] if json_flag else [])]
+        output = run_on_a_terminal(args, megam_env, until="megam is up")
+        started = [line for line in output.splitlines() if "megam.up" in line]
+        assert started, output
+        assert started[0].lstrip().startswith("{") is json_flag, output
+        assert "console   http://127.0.0.1:" in output
+
+
+def run_on_a_terminal(args: list[str], env: dict[str, str], *, until: str) -> str:
+    """Run ``args`` with a pseudo-terminal as stdout and stderr until ``until`` is printed."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while until.encode() not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 1)[0]:
+                seen += os.read(leader, 65536)
+        proc.send_signal(signal.SIGINT)
+        while proc.poll() is None and select.select([leader], [], [], 1)[0]:
+            try:
+                seen += os.read(leader, 65536)
+            except OSError:  # the terminal is gone with the process
+                break
+        assert proc.wait(60) == 0, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    return seen.decode(errors="replace")
