@@ -47,9 +47,10 @@ def credentials_path() -> Path:
 
 def gateway_url(raw: str) -> str:
     """A gateway URL from what a user types: ``127.0.0.1:9000`` means ``http://127.0.0.1:9000``."""
-    text = raw.strip().rstrip("/")
+    text = raw.strip()
     if "://" not in text:
         text = "http://" + text
+    text = text.rstrip("/")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname or not _has_valid_port(text):
         raise ValueError(
