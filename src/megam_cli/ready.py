@@ -51,7 +51,7 @@ def ready_block(
     if owner is not None and owner.email:
         sign_in = (
             f"{owner.email}, api key in {credentials_file} (profile {owner.profile}); "
-            "'megam accounts show --show-key' prints it"
+            f"'megam --profile {owner.profile} accounts show --show-key' prints it"
         )
     else:
         sign_in = "no account yet: run 'megam accounts create YOU@EXAMPLE.COM'"
