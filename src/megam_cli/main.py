@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -481,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         message, hint = errors.explain(exc)
         print(f"megam: {message}" + (f"\n  {hint}" if hint else ""), file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (megam logs … | head): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (OSError, ValueError) as exc:
         print(f"megam: {exc}", file=sys.stderr)
         return 1

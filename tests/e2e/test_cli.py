@@ -205,3 +205,15 @@ class TestOutput:
     def test_version(self) -> None:
         result = subprocess.run([MEGAM, "--version"], capture_output=True, text=True, check=True)
         assert re.fullmatch(r"megam \d+\.\d+\.\d+\n", result.stdout)
+
+    def test_a_reader_that_went_away_ends_the_command_quietly(self, platform: dict) -> None:
+        """``megam nodes list | head -0``: no traceback, no 'Exception ignored'."""
+        reader, writer = os.pipe()
+        os.close(reader)
+        listed = subprocess.run(
+            [MEGAM, "nodes", "list"], env=platform, stdout=writer, stderr=subprocess.PIPE,
+            text=True, timeout=60,
+        )
+        os.close(writer)
+        assert listed.returncode == 141
+        assert listed.stderr == "", listed.stderr
