@@ -218,9 +218,13 @@ async def nodes_launch(
     for message in messages(reply):
         if "job_id" not in message:
             out.say(str(message.get("msg", message)))
-    out.data([{"node_name": node, "job_id": job} for node, job in launched])
+    started = [{"node_name": node, "job_id": job} for node, job in launched]
     if not follow:
+        out.data(started)
         return 0
+    if out.json:  # a stream follows: one JSON object per line throughout
+        for item in started:
+            out.line(item)
     ok = True
     for node, _ in launched:
         ok = await follow_node(api, node, until_done=True, out=out) and ok

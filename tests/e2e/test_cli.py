@@ -217,3 +217,14 @@ class TestOutput:
         os.close(writer)
         assert listed.returncode == 141
         assert listed.stderr == "", listed.stderr
+
+    def test_following_with_json_is_one_object_per_line(self, platform: dict) -> None:
+        result = cli(
+            platform, "nodes", "launch", "stream.example.com", "--cloud", "home", "--follow",
+            "--json",
+        )
+        assert result.returncode == 0, result.stderr
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert lines[0]["node_name"] == "stream.example.com" and "job_id" in lines[0]
+        assert any("text" in line for line in lines), "the log lines"
+        assert lines[-1]["status"] == "RUNNING"
