@@ -228,3 +228,63 @@ class TestOutput:
         assert lines[0]["node_name"] == "stream.example.com" and "job_id" in lines[0]
         assert any("text" in line for line in lines), "the log lines"
         assert lines[-1]["status"] == "RUNNING"
+
+
+class TestAskingOnATerminal:
+    @pytest.mark.parametrize(("answer", "replaced"), [("n", False), ("y", True)])
+    def test_accounts_create_asks_before_replacing_a_profile(
+        self, platform: dict, answer: str, replaced: bool
+    ) -> None:
+        email, holder = f"asked-{answer}@example.com", f"held-{answer}@example.com"
+        held = cli(platform, "accounts", "create", holder, "--profile", f"ask-{answer}")
+        assert held.returncode == 0, held.stderr
+        output, code = answer_on_a_terminal(
+            [MEGAM, "accounts", "create", email, "--profile", f"ask-{answer}"],
+            platform,
+            question="replace it?",
+            answer=answer,
+        )
+        assert f"holds {holder}" in output, output
+        now = saved(platform)["profiles"][f"ask-{answer}"]["email"]
+        assert now == (email if replaced else holder)
+        assert code == (0 if replaced else 1), output
+
+
+def answer_on_a_terminal(
+    args: list[str], env: dict[str, str], *, question: str, answer: str
+) -> tuple[str, int]:
+    """Run ``args`` on a pseudo-terminal, type ``answer`` once ``question`` shows."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, env=env, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen, answered = b"", False
+    deadline = time.monotonic() + 60
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(leader, 4096)
+                except OSError:
+                    break
+            if not answered and question.encode() in seen:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+        code = proc.wait(60)
+        while select.select([leader], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    return seen.decode(errors="replace"), code
