@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from megam_cli import commands, credentials
+from megam_cli import accounts, commands, credentials
 from megam_cli.client import ApiClient, ApiError
 
 DEMO_EMAIL = "demo@megam.local"
@@ -71,7 +71,7 @@ async def _new_demo_account(url: str) -> credentials.Credentials:
                 if exc.status != 409:  # taken, and its key is not ours: try the next email
                     raise
                 continue
-            account = commands.account_from(reply)
+            account = accounts.account_from(reply)
             return credentials.Credentials(url, email, account["api_key"], DEMO_PROFILE)
     raise ApiError(0, f"every demo email from {DEMO_EMAIL} on is taken on this gateway")
 
