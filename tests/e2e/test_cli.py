@@ -38,8 +38,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         assert cli(env, "accounts", "create", "newcomer@example.com").returncode == 0
         assert cli(env, "clouds", "add", "home", "--provider", "local").returncode == 0
         yield env
+        delete_every_node(env)
     finally:
         procs.stop_all()
+
+
+def delete_every_node(env: dict[str, str]) -> None:
+    """Local nodes are processes that outlive ``megam up``: the tests leave none behind."""
+    for profile in saved(env)["profiles"]:
+        listed = cli(env, "--profile", profile, "nodes", "list", "--json")
+        for node in json.loads(listed.stdout or "[]") if listed.returncode == 0 else []:
+            if node["status"] != "DELETED":
+                cli(env, "--profile", profile, "nodes", "delete", node["node_name"], "--follow")
 
 
 def cli(

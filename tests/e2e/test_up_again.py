@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.e2e.conftest import MEGAM, Processes, wait_http
+from tests.e2e.conftest import MEGAM, Processes, stop_local_nodes, wait_http
 from tests.e2e.test_embedded import wait_for_output
 
 
@@ -109,6 +110,7 @@ class TestStoppingWhenTheOutputReaderIsGone:
             if up.poll() is None:
                 up.kill()
                 up.wait()
+            stop_local_nodes(Path(megam_env["MEGAM_DATA_DIR"]))
 
     def test_json_logs_are_the_default_when_stderr_is_not_a_terminal(
         self, processes: Processes
