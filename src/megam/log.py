@@ -1,13 +1,16 @@
-"""structlog set-up shared by every process: one JSON object per line on stderr.
+"""structlog set-up shared by every process: JSON lines, or readable lines on a terminal.
 
-Library loggers (aio-pika, aiormq, pymongo) go through stdlib ``logging``; they are routed to the
-same JSON renderer so that an operator reads one format.
+Logs go to stderr. They are one JSON object per line unless a person is reading: on a terminal
+(and without ``json=True``) they are rendered by structlog's console renderer. Library loggers
+(aio-pika, aiormq, pymongo) go through stdlib ``logging``; they are routed to the same renderer
+so that an operator reads one format.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import orjson
 import structlog
@@ -20,33 +23,47 @@ _LEVELS = {
 }
 
 
-def configure(level: str = "info", *, stream: object = None) -> None:
+def wants_json(stream: Any, json: bool | None) -> bool:
+    """JSON when asked, and by default whenever no person is reading (a file, a pipe)."""
+    if json is not None:
+        return json
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+def configure(level: str = "info", *, stream: object = None, json: bool | None = None) -> None:
     numeric = _LEVELS.get(level.lower(), logging.INFO)
     out = stream or sys.stderr
+    as_json = wants_json(out, json)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso" if as_json else "%H:%M:%S", utc=as_json),
     ]
-    structlog.configure(
-        processors=[
-            *shared,
+    if as_json:
+        renderer: list[structlog.types.Processor] = [
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
-        ],
+        ]
+        factory: Any = structlog.BytesLoggerFactory(file=getattr(out, "buffer", out))
+        foreign: structlog.types.Processor = structlog.processors.JSONRenderer(
+            serializer=lambda obj, **_: orjson.dumps(obj).decode()
+        )
+    else:
+        console = structlog.dev.ConsoleRenderer(colors=True)
+        renderer, factory, foreign = [console], structlog.PrintLoggerFactory(file=out), console
+    structlog.configure(
+        processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.BytesLoggerFactory(file=getattr(out, "buffer", out)),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(out)  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(
-                    serializer=lambda obj, **_: orjson.dumps(obj).decode()
-                ),
-            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, foreign],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

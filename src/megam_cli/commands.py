@@ -1,57 +1,19 @@
-"""The client commands: accounts, clouds, nodes, logs. Each talks to the gateway over HTTP."""
+"""The client commands: clouds, nodes, logs, search, jobs, cluster. Each talks to the gateway."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from megam.wire import JobState
-from megam_cli import credentials
-from megam_cli.client import ApiClient, ApiError
+from megam_cli import units
+from megam_cli.client import ApiClient
+from megam_cli.output import HUMAN, Output
 
 TERMINAL_STATES = frozenset(state.value for state in JobState if state.terminal)
-
-
-def fan_out_names(node_name: str, count: int) -> list[str]:
-    """The ``noofinstances`` expansion: web.megam.co, 2 → web1.megam.co, web2.megam.co."""
-    label, dot, rest = node_name.partition(".")
-    return [f"{label}{i}{dot}{rest}" for i in range(1, count + 1)]
-
-
-def print_table(
-    rows: Iterable[Mapping[str, Any]], columns: list[str], out: TextIO = sys.stdout
-) -> None:
-    rows = list(rows)
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
-    out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
-    for row in rows:
-        out.write("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip() + "\n")
-
-
-async def accounts_create(url: str | None, email: str, api_key: str | None) -> int:
-    base = credentials.load(url)
-    async with ApiClient(base.url) as api:
-        reply = await api.post(
-            "/v1/accounts/content", {"email": email, "api_key": api_key, "authority": "user"}
-        )
-    account = _account_from(reply)
-    path = credentials.save(credentials.Credentials(base.url, email, account["api_key"]))
-    print(f"account {email} created ({account.get('id', '')}); credentials saved to {path}")
-    return 0
-
-
-def _account_from(reply: Any) -> dict[str, Any]:
-    """The account object, whether the gateway answered with it or with Megam's message list."""
-    if isinstance(reply, dict) and "api_key" in reply:
-        return reply
-    for message in reply if isinstance(reply, list) else []:
-        more = message.get("more")
-        if isinstance(more, dict) and "api_key" in more:
-            return more
-    raise ApiError(0, f"unexpected answer to account creation: {reply!r}")
 
 
 def read_credentials_file(path: Path) -> dict[str, str]:
@@ -74,6 +36,7 @@ async def clouds_add(
     provider: str,
     options: Mapping[str, Any],
     credentials_file: Path | None,
+    out: Output = HUMAN,
 ) -> int:
     secrets: dict[str, str] = {}
     if credentials_file is not None:
@@ -102,15 +65,16 @@ async def clouds_add(
     body: dict[str, Any] = {"name": name, "spec": spec, "access": access}
     if secrets:
         body["credentials"] = secrets
-    await api.post("/v1/predefclouds/content", body)
-    print(
+    reply = await api.post("/v1/predefclouds/content", body)
+    out.say(
         f"cloud {name} ({provider}) saved"
         + (f" with {len(secrets)} sealed credentials" if secrets else "")
     )
+    out.data(reply)
     return 0
 
 
-async def clouds_list(api: ApiClient) -> int:
+async def clouds_list(api: ApiClient, out: Output = HUMAN) -> int:
     reply = await api.get("/v1/predefclouds")
     rows = [
         {
@@ -121,37 +85,73 @@ async def clouds_list(api: ApiClient) -> int:
         }
         for c in reply["results"]
     ]
-    print_table(rows, ["name", "provider", "image", "region"])
+    out.table(rows, ["name", "provider", "image", "region"], data=reply["results"])
     return 0
 
 
 async def nodes_launch(
-    api: ApiClient, name: str, cloud: str, run_list: list[str], count: int, follow: bool
+    api: ApiClient,
+    name: str,
+    cloud: str,
+    run_list: list[str],
+    count: int | None,
+    follow: bool,
+    out: Output = HUMAN,
 ) -> int:
-    reply = await api.post(
-        "/v1/nodes/content",
-        {"node_name": name, "predefcloud": cloud, "run_list": run_list, "noofinstances": count},
-    )
-    for message in reply if isinstance(reply, list) else [reply]:
-        print(message.get("msg", message))
-    names = fan_out_names(name, count)
+    """Launch ``name`` as given, or with ``count`` Megam's fan-out (web → web1 … webN)."""
+    body: dict[str, Any] = {"node_name": name, "predefcloud": cloud, "run_list": run_list}
+    if count is not None:
+        body["noofinstances"] = count  # absent, the gateway keeps the name exactly
+    reply = await api.post("/v1/nodes/content", body)
+    launched = launched_nodes(reply)
+    for node, job in launched:
+        out.say(f"launching {node} as job {job}")
+    for message in messages(reply):
+        if "job_id" not in message:
+            out.say(str(message.get("msg", message)))
+    started = [{"node_name": node, "job_id": job} for node, job in launched]
     if not follow:
+        out.data(started)
         return 0
+    if out.json:  # a stream follows: one JSON object per line throughout
+        for item in started:
+            out.line(item)
     ok = True
-    for node in names:
-        ok = await follow_node(api, node, until_done=True) and ok
+    for node, _ in launched:
+        ok = await follow_node(api, node, until_done=True, out=out) and ok
     return 0 if ok else 1
 
 
-async def follow_node(api: ApiClient, node: str, *, until_done: bool, tail: int = 100) -> bool:
+def messages(reply: Any) -> list[dict[str, Any]]:
+    """Megam answers a create with a list of messages (or, for some, one object)."""
+    items = reply if isinstance(reply, list) else [reply]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def launched_nodes(reply: Any) -> list[tuple[str, str]]:
+    """(node name, job id) for every node the gateway said it is launching."""
+    return [
+        (message["node_name"], message["job_id"])
+        for message in messages(reply)
+        if "node_name" in message and "job_id" in message
+    ]
+
+
+async def follow_node(
+    api: ApiClient, node: str, *, until_done: bool, tail: int = 100, out: Output = HUMAN
+) -> bool:
     """Print a node's log lines as they come; with ``until_done``, stop when its latest job ends.
 
-    Returns True when the node ends up RUNNING (or, for a delete, DELETED).
+    Returns True when the node ends up RUNNING (or, for a delete, DELETED). With ``--json``
+    every line, and then the node's final status, is one JSON object per line.
     """
     prefix = f"[{node}] "
     async for event in api.follow(f"/v1/nodes/{node}/logs/stream", tail=tail):
         if event.event == "message":
             line = event.data
+            if out.json:
+                out.line({"node_name": node, **line})
+                continue
             stream = sys.stderr if line.get("stream") == "stderr" else sys.stdout
             stream.write(prefix + line["text"] + "\n")
             stream.flush()
@@ -161,7 +161,10 @@ async def follow_node(api: ApiClient, node: str, *, until_done: bool, tail: int 
     status = shown.get("status", "?")
     job = await _latest_job(api, node)
     reason = f" ({job.get('state')}: {job.get('reason')})" if job and job.get("reason") else ""
-    print(f"{node}: {status}{reason}")
+    if out.json:
+        out.line({"node_name": node, "status": status, "job": job})
+    else:
+        print(f"{node}: {status}{reason}", flush=True)
     return status in ("RUNNING", "DELETED")
 
 
@@ -177,7 +180,7 @@ async def _latest_job(api: ApiClient, node: str) -> dict[str, Any] | None:
     return max(results, key=lambda r: r.get("created_at", 0)) if results else None
 
 
-async def nodes_list(api: ApiClient) -> int:
+async def nodes_list(api: ApiClient, out: Output = HUMAN) -> int:
     reply = await api.get("/v1/nodes")
     rows = [
         {
@@ -189,47 +192,55 @@ async def nodes_list(api: ApiClient) -> int:
         }
         for n in reply["results"]
     ]
-    print_table(rows, ["name", "status", "cloud", "id", "created"])
+    out.table(rows, ["name", "status", "cloud", "id", "created"], data=reply["results"])
     return 0
 
 
-async def nodes_show(api: ApiClient, name: str) -> int:
+async def nodes_show(api: ApiClient, name: str, out: Output = HUMAN) -> int:
     node = await api.get(f"/v1/nodes/{name}")
-    for key in ("node_name", "id", "status", "predefcloud", "created_at"):
-        if key in node:
-            print(f"{key:12} {node[key]}")
     jobs = (await api.get(f"/v1/requests/{name}")).get("results", [])
+    if out.json:
+        out.data({**node, "jobs": jobs})
+        return 0
+    out.fields(node, ["node_name", "id", "status", "predefcloud", "created_at"])
     if jobs:
         print()
-        print_table(
+        out.table(
             [
                 {
-                    "request": j["id"],
+                    "job": j["id"],
                     "type": j.get("req_type", j.get("type", "")),
                     "state": j.get("state", ""),
                     "reason": j.get("reason", ""),
                 }
                 for j in jobs
             ],
-            ["request", "type", "state", "reason"],
+            ["job", "type", "state", "reason"],
         )
     return 0
 
 
-async def nodes_delete(api: ApiClient, name: str, follow: bool) -> int:
+async def nodes_delete(api: ApiClient, name: str, follow: bool, out: Output = HUMAN) -> int:
     reply = await api.post("/v1/requests/content", {"node_name": name, "req_type": "delete"})
-    for message in reply if isinstance(reply, list) else [reply]:
-        print(message.get("msg", message))
+    jobs = [m["job_id"] for m in messages(reply) if "job_id" in m]
+    for message in messages(reply):
+        out.say(str(message.get("msg", message)) + (f" (job {message['job_id']})"
+                if "job_id" in message else ""))
+    out.data([{"node_name": name, "job_id": job} for job in jobs])
     if follow:
-        return 0 if await follow_node(api, name, until_done=True, tail=0) else 1
+        ok = await follow_node(api, name, until_done=True, tail=0, out=out)
+        return 0 if ok else 1
     return 0
 
 
-async def logs(api: ApiClient, node: str, follow: bool, tail: int) -> int:
+async def logs(api: ApiClient, node: str, follow: bool, tail: int, out: Output = HUMAN) -> int:
     if follow:
-        await follow_node(api, node, until_done=False, tail=tail)
+        await follow_node(api, node, until_done=False, tail=tail, out=out)
         return 0
     reply = await api.get(f"/v1/nodes/{node}/logs", tail=tail)
+    if out.json:
+        out.data(reply["results"])
+        return 0
     for line in reply["results"]:
         print(line["text"])
     return 0
@@ -242,6 +253,7 @@ async def search(
     job: str | None,
     state: str | None,
     limit: int,
+    out: Output = HUMAN,
 ) -> int:
     reply = await api.get(
         "/v1/logs/search", q=" ".join(words), node=node, job=job, state=state, limit=limit
@@ -256,41 +268,40 @@ async def search(
         }
         for hit in reply["results"]
     ]
-    print_table(rows, ["at", "node", "job", "state", "text"])
+    out.table(rows, ["at", "node", "job", "state", "text"], data=reply["results"])
     return 0
 
 
-async def jobs_show(api: ApiClient, job_id: str) -> int:
+async def jobs_show(api: ApiClient, job_id: str, out: Output = HUMAN) -> int:
     job = await api.get(f"/v1/jobs/{job_id}")
-    for key in (
-        "id",
-        "node_name",
-        "req_type",
-        "state",
-        "reason",
-        "exit_code",
-        "attempt",
-        "herk",
-        "created_at",
-    ):
-        if job.get(key) not in (None, ""):
-            print(f"{key:12} {job[key]}")
+    if out.json:
+        out.data(job)
+        return 0
+    out.fields(
+        job,
+        ["id", "node_name", "req_type", "state", "reason", "exit_code", "attempt", "herk",
+         "created_at"],
+    )
     history = job.get("history") or []
     if history:
         print()
-        print_table(history, ["at", "state", "reason"])
+        out.table(history, ["at", "state", "reason"])
     return 0
 
 
-async def jobs_cancel(api: ApiClient, job_id: str) -> int:
+async def jobs_cancel(api: ApiClient, job_id: str, out: Output = HUMAN) -> int:
     reply = await api.post(f"/v1/jobs/{job_id}/cancel", {})
-    for message in reply if isinstance(reply, list) else [reply]:
-        print(message.get("msg", message))
+    for message in messages(reply):
+        out.say(str(message.get("msg", message)))
+    out.data(reply)
     return 0
 
 
-async def cluster_status(api: ApiClient) -> int:
+async def cluster_status(api: ApiClient, out: Output = HUMAN) -> int:
     reply = await api.get("/v1/cluster")
+    if out.json:
+        out.data(reply)
+        return 0
     rows = [
         {
             "herk": h["name"],
@@ -305,20 +316,9 @@ async def cluster_status(api: ApiClient) -> int:
         }
         for h in reply["results"]
     ]
-    print_table(
-        rows,
-        [
-            "herk",
-            "alive",
-            "workers",
-            "busy",
-            "inflight",
-            "draining",
-            "version",
-            "uptime",
-            "last_seen",
-        ],
-    )
+    columns = ["herk", "alive", "workers", "busy", "inflight", "draining", "version", "uptime",
+               "last_seen"]
+    out.table(rows, columns)
     print(
         f"\nqueue depth {reply.get('queue_depth', '?')} · dead letters "
         f"{reply.get('dead_letters', '?')} · herk nodes alive {reply.get('alive', '?')}"
@@ -326,22 +326,26 @@ async def cluster_status(api: ApiClient) -> int:
     return 0
 
 
-async def cluster_drain(api: ApiClient, herk: str) -> int:
-    await api.post(f"/v1/cluster/{herk}/drain", {})
-    print(f"asked {herk} to drain: it takes no new jobs and finishes or hands back the rest")
+async def cluster_drain(api: ApiClient, herk: str, out: Output = HUMAN) -> int:
+    reply = await api.post(f"/v1/cluster/{herk}/drain", {})
+    out.say(f"asked {herk} to drain: it takes no new jobs and finishes or hands back the rest")
+    out.data(reply)
     return 0
 
 
-async def cluster_scale(api: ApiClient, herk: str, workers: int) -> int:
-    await api.post(f"/v1/cluster/{herk}/scale", {"workers": workers})
-    print(f"asked {herk} to run {workers} workers")
+async def cluster_scale(api: ApiClient, herk: str, workers: int, out: Output = HUMAN) -> int:
+    reply = await api.post(f"/v1/cluster/{herk}/scale", {"workers": workers})
+    out.say(f"asked {herk} to run {workers} workers")
+    out.data(reply)
     return 0
 
 
-async def dead_letters(api: ApiClient, action: str, ids: list[str], limit: int) -> int:
+async def dead_letters(
+    api: ApiClient, action: str, ids: list[str], limit: int, out: Output = HUMAN
+) -> int:
     if action == "list":
         reply = await api.get("/v1/cluster/deadletters", limit=limit)
-        print_table(
+        out.table(
             [
                 {
                     "id": d["id"],
@@ -352,27 +356,32 @@ async def dead_letters(api: ApiClient, action: str, ids: list[str], limit: int) 
                 for d in reply["results"]
             ],
             ["id", "type", "node", "reason"],
+            data=reply["results"],
         )
         return 0
     body: dict[str, Any] = {"ids": ids} if ids else {"all": True}
     reply = await api.post(f"/v1/cluster/deadletters/{action}", body)
-    for message in reply if isinstance(reply, list) else [reply]:
-        print(message.get("msg", message))
+    for message in messages(reply):
+        out.say(str(message.get("msg", message)))
+    out.data(reply)
     return 0
 
 
-async def node_metrics(api: ApiClient, node: str) -> int:
-    """The latest value of each metric the node reported."""
+async def node_metrics(api: ApiClient, node: str, out: Output = HUMAN) -> int:
+    """The latest value of each metric the node reported, with its unit and whose it is."""
     reply = await api.get(f"/v1/nodes/{node}/metrics")
     latest: dict[str, dict[str, Any]] = {}
     for sample in reply["results"]:
         if sample["name"] not in latest or sample["at"] >= latest[sample["name"]]["at"]:
             latest[sample["name"]] = sample
-    print_table(
-        [
-            {"metric": name, "value": f"{s['value']:g}", "at": s["at"]}
-            for name, s in sorted(latest.items())
-        ],
-        ["metric", "value", "at"],
-    )
+    rows = [
+        {
+            "metric": name,
+            "value": units.with_unit(name, s["value"]),
+            "of": units.scope(name),
+            "at": s["at"],
+        }
+        for name, s in sorted(latest.items())
+    ]
+    out.table(rows, ["metric", "value", "of", "at"], data=[latest[k] for k in sorted(latest)])
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -48,9 +49,14 @@ async def up(
     settings: Settings,
     *,
     host: str = "127.0.0.1",
+    operators: frozenset[str] = frozenset(),
     after_start: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
+    """Run until cancelled; ``operators`` join the gateway's MEGAM_ADMIN_EMAILS, and
+    ``after_start`` (the ready block, the demo) runs once all is up: its failure is logged and
+    the services keep running."""
     from gateway.app import create_app
+    from gateway.options import GatewayOptions
     from herk.main import build_node, stop_grace
     from uid.main import start as start_uid
 
@@ -60,8 +66,15 @@ async def up(
         uid = await start_uid(settings, host=host)  # leases the worker id the gateway uses too
         try:
             herk = build_node(settings, bus, sealer)
+            options = GatewayOptions.from_env()
+            options = dataclasses.replace(options, admin_emails=options.admin_emails | operators)
             gateway = create_app(
-                settings, bus, LocalIdSource(uid.generator), sealer, store_url=settings.store_url
+                settings,
+                bus,
+                LocalIdSource(uid.generator),
+                sealer,
+                store_url=settings.store_url,
+                options=options,
             )
             async with serve_app(gateway, host, settings.gateway_port) as port:
                 await herk.start()
@@ -74,12 +87,21 @@ async def up(
                     store=settings.store_url,
                     workers=settings.workers,
                     data_dir=str(settings.data_dir),
+                    operators=sorted(options.admin_emails),
                 )
                 try:
                     if after_start is not None:
-                        await after_start(url)
+                        await _survive(after_start, url)
                     await asyncio.Event().wait()
                 finally:
                     await herk.stop(grace=stop_grace())
         finally:
             await uid.stop()
+
+
+async def _survive(step: Callable[[str], Awaitable[None]], url: str) -> None:
+    """Run ``step``; whatever it raises is logged, and the services stay up."""
+    try:
+        await step(url)
+    except Exception as exc:
+        logger.error("megam.after_start_failed", error=str(exc), exc_info=True)

@@ -116,3 +116,17 @@ def processes(megam_env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
     finally:
         with contextlib.suppress(Exception):
             procs.stop_all()
+        stop_local_nodes(Path(megam_env["MEGAM_DATA_DIR"]))
+
+
+def stop_local_nodes(data_dir: Path) -> None:
+    """Local nodes are processes that outlive ``megam up``: a test leaves none behind.
+
+    Only a process whose command line names the node's home is stopped (a pid can be reused)."""
+    for pid_file in data_dir.glob("nodes/*/*/run/pid"):
+        home = str(pid_file.parent.parent)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if home in cmdline:
+                os.kill(pid, signal.SIGTERM)

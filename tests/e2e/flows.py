@@ -35,13 +35,13 @@ def launch_and_delete_a_local_node(procs: Processes, email: str) -> dict[str, fl
     )
     launch_seconds = time.monotonic() - started
     assert launch.returncode == 0, launch.stdout + launch.stderr
-    assert "[web1.megam.local]" in launch.stdout, "live log lines are printed, prefixed by node"
-    assert "web1.megam.local: RUNNING" in launch.stdout
+    assert "[web.megam.local]" in launch.stdout, "live log lines are printed, prefixed by node"
+    assert "web.megam.local: RUNNING" in launch.stdout
 
     listed = procs.cli("nodes", "list")
-    assert re.search(r"web1\.megam\.local\s+RUNNING", listed.stdout), listed.stdout
+    assert re.search(r"web\.megam\.local\s+RUNNING", listed.stdout), listed.stdout
 
-    logs = procs.cli("logs", "web1.megam.local")
+    logs = procs.cli("logs", "web.megam.local")
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
     node_url = NODE_URL.search(logs.stdout)
     assert node_url, f"the local node says where it serves:\n{logs.stdout}"
@@ -49,23 +49,23 @@ def launch_and_delete_a_local_node(procs: Processes, email: str) -> dict[str, fl
         assert resp.status == 200, "the node is a real process answering HTTP"
 
     metrics = wait_for_cli(
-        procs, ("nodes", "metrics", "web1.megam.local"), lambda out: "http_requests_per_min" in out
+        procs, ("nodes", "metrics", "web.megam.local"), lambda out: "http_requests_per_min" in out
     )
     assert "proc_rss_bytes" in metrics and "load_one" in metrics, "sampled by the herk host"
 
-    shown = procs.cli("nodes", "show", "web1.megam.local")
+    shown = procs.cli("nodes", "show", "web.megam.local")
     assert "succeeded" in shown.stdout, shown.stdout
     job_id = re.search(r"RIP\d+", shown.stdout)
     assert job_id, shown.stdout
     job = procs.cli("jobs", "show", job_id.group(0))
     assert re.search(r"queued.*\n.*running.*\n.*succeeded", job.stdout), job.stdout
 
-    found = procs.cli("search", "running", "--node", "web1.megam.local")
+    found = procs.cli("search", "running", "--node", "web.megam.local")
     assert found.returncode == 0 and "is running at http://127.0.0.1:" in found.stdout, found
 
-    deleted = procs.cli("nodes", "delete", "web1.megam.local", "--follow")
+    deleted = procs.cli("nodes", "delete", "web.megam.local", "--follow")
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    assert "web1.megam.local: DELETED" in deleted.stdout
+    assert "web.megam.local: DELETED" in deleted.stdout
     try:
         urllib.request.urlopen(node_url.group(0), timeout=2)
         raise AssertionError("the node's process still answers after delete")
@@ -80,8 +80,8 @@ def other_tenant_sees_nothing(procs: Processes) -> None:
     try:
         assert procs.cli("accounts", "create", "other@tenant.io").returncode == 0
         listed = procs.cli("nodes", "list")
-        assert "web1" not in listed.stdout
-        assert procs.cli("logs", "web1.megam.local").returncode != 0
+        assert "web.megam.local" not in listed.stdout
+        assert procs.cli("logs", "web.megam.local").returncode != 0
     finally:
         procs.env = env_backup
 

@@ -150,9 +150,9 @@ def test_an_operator_sees_the_cluster_cancels_a_running_launch_and_drains_a_node
         "nodes", "launch", "app.megam.io", "--cloud", "aws", "--runlist", "role[rails]"
     )
     assert launch.returncode == 0, launch.stderr
-    shown = wait_for_cli(procs, ("nodes", "show", "app1.megam.io"), lambda out: "running" in out)
+    shown = wait_for_cli(procs, ("nodes", "show", "app.megam.io"), lambda out: "running" in out)
     job_id = re.search(r"RIP\d+", shown).group(0)
-    log = wait_for_cli(procs, ("logs", "app1.megam.io"), lambda out: "knife ec2" in out)
+    log = wait_for_cli(procs, ("logs", "app.megam.io"), lambda out: "knife ec2" in out)
     assert "s3cr3tValue" not in log and "AKIAFAKE" not in log, "no secret in the log"
 
     cancelled = procs.cli("jobs", "cancel", job_id)
