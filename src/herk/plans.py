@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from herk import chef
+from herk import chef, chef_repo
 from herk.admission import Job
 from herk.environment import job_environment
 
@@ -59,10 +59,13 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
             else chef.knife_delete_argv
         )
         cloud = job.params.cloud
-        with chef.KnifeConfig(cloud.cctype, job.secrets, job.params.knife_rb) as config:
+        with (
+            chef_repo.for_knife(job, data_dir) as repo,
+            chef.KnifeConfig(cloud.cctype, repo.secrets, repo.knife_rb) as config,
+        ):
             argv = build(job.params, job.request.node, config)
             env.update(chef.knife_environment(cloud.cctype, config))
-            yield made(argv)
+            yield made(argv, repo.cwd)
     else:  # the catalogue refuses unknown builders at load time
         raise ValueError(f"no builder {definition.builder!r}")
 
