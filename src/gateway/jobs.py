@@ -3,8 +3,9 @@
 Job types and parameters (the contract with herk, :mod:`megam.params`):
 
 * ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
-* ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
-  and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "instance_id"?}`` for the others.
+* ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?,
+  "chef_repo"?}`` and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "chef_repo"?,
+  "instance_id"?}`` for the others (``chef_repo``: the cloud tool setting's git repo).
 
 Params are checked against the contract before they are stored or published: herk would refuse
 them to its dead-letter queue, so the caller hears of it now, as a 400. Cloud credentials travel
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from gateway import catalogue, lifecycle
+from gateway import catalogue, chef_repo_settings, lifecycle
 from gateway.errors import BadRequest
 from gateway.store import Store
 from gateway.store.records import CloudTarget, HistoryEntry, Job, Node, OutboxEntry
@@ -105,7 +106,10 @@ def job_spec(
         kind = RunListParams if req_type == "create" else NoParams
     else:
         job_type = f"knife.{req_type}"
-        params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
+        access, chef_repo = chef_repo_settings.knife_params_repo(cloud.access)
+        params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": access}}
+        if chef_repo is not None:
+            params["chef_repo"] = chef_repo
         if req_type == "create":
             params["run_list"] = run_list
         elif instance_id:

@@ -12,6 +12,7 @@ Knobs (environment variables; herk passes them through with ``MEGAM_HERK_PASSENV
 * ``MEGAM_FAKE_IGNORE_TERM`` ``1``: ignore SIGTERM while hanging (so only SIGKILL stops it)
 * ``MEGAM_FAKE_LINES``      print this many extra progress lines
 * ``MEGAM_FAKE_DEBUG``      ``1``: knife prints the config it loaded, as ``knife -VV`` does
+* ``MEGAM_FAKE_LIST_CWD``   ``1``: the argv record also lists the files under the working directory
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def record(tool: str, argv: Sequence[str], config: str | None) -> None:
         "env": sorted(os.environ),
         "config": config,
     }
+    if os.environ.get("MEGAM_FAKE_LIST_CWD") == "1":
+        entry["cwd_files"] = sorted(
+            os.path.relpath(os.path.join(top, name))
+            for top, _, names in os.walk(".")
+            for name in names
+        )
     if config and os.path.exists(config):
         entry["config_mode"] = oct(os.stat(config).st_mode & 0o777)
         entry["config_dir_mode"] = oct(os.stat(os.path.dirname(config)).st_mode & 0o777)

@@ -19,8 +19,8 @@ from chef_repo_kit import TenantRepo, git, make_tenant_repo
 from herk_testkit import EventLog, job_request, submit
 
 from herk import chef_repo
-from herk.provision.local import alive
 from herk.chef_repo import ChefRepoError
+from herk.provision.local import alive
 from megam import chef_repos
 from megam.bus import Bus
 from megam.params import ChefRepo, KnifeParams, ParamsError, check
