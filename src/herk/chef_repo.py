@@ -103,7 +103,9 @@ def checkout(
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = hashlib.sha256(repo.url.encode()).hexdigest()[:24]
     private = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-", dir=root))  # 0700
+    alive = _hold(private)
     try:
+        sweep_stale(root)
         git = _Git(root, private, deploy_key, allowed, timeout or timeout_setting())
         cache = root / f"{key}.git"
         with _locked(root / f"{key}.lock", git.timeout):
@@ -122,6 +124,50 @@ def checkout(
         yield found
     finally:
         shutil.rmtree(private, ignore_errors=True)
+        os.close(alive)
+
+
+def _hold(job_dir: Path) -> int:
+    """Lock the job dir's ``lock`` file for the job's lifetime: a sweep leaves it alone."""
+    fd = os.open(job_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_stale(root: Path) -> list[Path]:
+    """Remove the job dirs of jobs that died with their herk node (SIGKILL, a crash) before
+    they could: they may hold a deploy key. A live job holds its dir's lock; a dir without a
+    lock file is spared for a minute (its job may be about to take it)."""
+    removed = []
+    for job_dir in root.glob("job-*"):
+        try:
+            fd = os.open(job_dir / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            young = time.time() - _mtime(job_dir) < 60
+            if not young:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                removed.append(job_dir)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # its job runs
+        shutil.rmtree(job_dir, ignore_errors=True)
+        os.close(fd)
+        removed.append(job_dir)
+    if removed:
+        logger.info("chef_repo.swept", dirs=[p.name for p in removed])
+    return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()
 
 
 def _fetch_and_resolve(git: _Git, cache: Path, repo: ChefRepo) -> str:
@@ -262,6 +308,22 @@ class _Git:
             process.communicate()
             return None, "", ""
         return process.returncode, out, err
+
+
+@contextlib.contextmanager
+def for_converge(job: Job, data_dir: Path) -> Iterator[Path | None]:
+    """Where chef-client converges: the job's git chef-repo checked out (its cookbooks and roles
+    resolve from there), its ``chef_repo`` path on the herk host, or None (the node home)."""
+    source = job.params.chef_repo
+    if not isinstance(source, ChefRepo):
+        yield Path(source) if source else None
+        return
+    with checkout(
+        source, account=job.request.account, job_id=job.request.job_id, data_dir=data_dir,
+        deploy_key=job.secrets.get(chef_repos.DEPLOY_KEY_NAME),
+    ) as found:  # fmt: skip
+        logger.info("chef_repo.used", job_id=job.request.job_id, repo=found.described())
+        yield found.path
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

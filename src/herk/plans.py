@@ -49,9 +49,9 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
     elif definition.builder == "noop":
         yield made(None)
     elif definition.builder == "chef_converge":
-        repo = job.params.chef_repo
-        cwd = Path(repo) if repo else _ensure_home(job, data_dir)
-        yield made(chef.chef_client_argv(job.params.run_list), cwd)
+        with chef_repo.for_converge(job, data_dir) as repo:
+            cwd = repo or _ensure_home(job, data_dir)
+            yield made(chef.chef_client_argv(job.params.run_list), cwd)
     elif definition.builder in ("knife_create", "knife_delete"):
         build = (
             chef.knife_create_argv

@@ -7,6 +7,7 @@ with real git; knife is the fake under ``tests/fakes/``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -390,3 +391,53 @@ class TestKnifeUsesTheRepo:
         )
         assert not knife_runs.exists()
 
+
+
+class TestChefClientConvergesInTheCheckout:
+    async def test_the_run_list_resolves_against_the_repos_cookbooks_at_the_ref(
+        self, bus: Bus, events: EventLog, start_herk, knife_runs: Path, tenant_repo: TenantRepo
+    ) -> None:
+        await start_herk(bus)
+        params = {"run_list": ["recipe[web]"], "chef_repo": {"url": tenant_repo.url, "ref": "v1"}}
+        request = await submit(bus, job_request("chef.converge", params))
+
+        done = await events.terminal(request.job_id)
+        assert done.state == "succeeded", done.reason
+        [run] = [json.loads(line) for line in knife_runs.read_text().splitlines()]
+        assert run["tool"] == "chef-client"
+        assert Path(run["cwd"]).name == "repo" and not Path(run["cwd"]).exists()
+
+    async def test_a_run_list_the_ref_lacks_fails_as_chef_client_does(
+        self, bus: Bus, events: EventLog, start_herk, knife_runs: Path, tenant_repo: TenantRepo
+    ) -> None:
+        await start_herk(bus)
+        params = {"run_list": ["recipe[db]"], "chef_repo": {"url": tenant_repo.url}}
+        request = await submit(bus, job_request("chef.converge", params))
+
+        retrying = await events.state(request.job_id, "queued")  # converges are retried
+        assert retrying.reason.startswith("attempt 1 failed: exit code 1: ")
+        assert "No such cookbook: db" in events.text(request.job_id)
+
+
+class TestWhatADeadJobLeavesBehind:
+    def test_a_job_dir_whose_job_died_is_removed_by_the_next_checkout_a_live_one_kept(
+        self, tenant_repo: TenantRepo, data_dir: Path
+    ) -> None:
+        root = data_dir / "chef-repos" / "ACT1001"
+        root.mkdir(parents=True)
+        dead, live, starting = root / "job-RIP7-dead", root / "job-RIP8-live", root / "job-RIP9-x"
+        for job_dir in (dead, live, starting):
+            job_dir.mkdir()
+        (dead / "lock").write_text("")
+        (dead / "deploy_key").write_text(DEPLOY_KEY)  # left by a herk node SIGKILLed mid-fetch
+        with open(live / "lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # its job still runs
+            with check_out(tenant_repo, "main", data_dir):
+                pass
+            assert not dead.exists(), "the dead job's deploy key is gone"
+            assert live.exists() and starting.exists()
+            # a dir without a lock file is spared for a minute (its job may be taking it)
+            os.utime(starting, (0, 0))
+            with check_out(tenant_repo, "main", data_dir):
+                pass
+            assert not starting.exists() and live.exists()
