@@ -173,6 +173,7 @@ def _mtime(path: Path) -> float:
 def _fetch_and_resolve(git: _Git, cache: Path, repo: ChefRepo) -> str:
     if not (cache / "HEAD").exists():
         git.run(["init", "--quiet", "--bare", str(cache)], what="create the cache of", url=repo.url)
+    _drop_stale_git_locks(cache)
     fetch = ["--git-dir", str(cache), "fetch", "--quiet", "--force", "--prune", "--no-tags"]
     refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/megam/HEAD"]
     git.run([*fetch, "--end-of-options", repo.url, *refspecs], what="fetch", url=repo.url)
@@ -189,6 +190,15 @@ def _fetch_and_resolve(git: _Git, cache: Path, repo: ChefRepo) -> str:
             else f"chef-repo {repo.url} has no default branch (is it empty?)"
         )
     return commit
+
+
+def _drop_stale_git_locks(cache: Path) -> None:
+    """git's own ``*.lock`` files a killed git left (a fetch past its timeout is SIGKILLed
+    mid-update): with the repo's lock held no other git writes here, so any is stale, and left
+    alone it fails every later fetch ("Unable to create '….lock': File exists")."""
+    for stale in [*cache.glob("*.lock"), *(cache / "refs").rglob("*.lock")]:
+        stale.unlink(missing_ok=True)
+        logger.warning("chef_repo.stale_git_lock", path=str(stale))
 
 
 def _resolve(git: _Git, cache: Path, ref: str) -> str | None:

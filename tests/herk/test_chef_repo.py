@@ -420,6 +420,36 @@ class TestChefClientConvergesInTheCheckout:
 
 
 class TestWhatADeadJobLeavesBehind:
+    def test_a_repo_lock_held_by_a_stuck_job_fails_the_waiter_saying_so(
+        self, tenant_repo: TenantRepo, data_dir: Path
+    ) -> None:
+        with check_out(tenant_repo, "main", data_dir):
+            pass
+        [lock] = (data_dir / "chef-repos" / "ACT1001").glob("*.lock")
+        with open(lock) as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # a job stopped (SIGSTOP) while it fetched
+            waiting = check_out(tenant_repo, "main", data_dir, timeout=0.2)
+            said = r"locked by another job for over 0\.4 s"
+            with pytest.raises(ChefRepoError, match=said), waiting:
+                pass
+
+    def test_git_locks_a_killed_fetch_left_in_the_cache_do_not_block_the_next(
+        self, tenant_repo: TenantRepo, data_dir: Path, tmp_path: Path
+    ) -> None:
+        with check_out(tenant_repo, "main", data_dir):
+            pass
+        [cache] = (data_dir / "chef-repos" / "ACT1001").glob("*.git")
+        (cache / "refs" / "heads" / "main.lock").write_text("")  # as a SIGKILLed fetch leaves
+        (cache / "packed-refs.lock").write_text("")
+        pusher = tmp_path / "pusher"
+        git("clone", "--quiet", str(tenant_repo.bare), str(pusher))
+        (pusher / "NEW").write_text("new\n")
+        git("add", "NEW", cwd=pusher)
+        git("commit", "--quiet", "-m", "new", cwd=pusher)
+        git("push", "--quiet", "origin", "main", cwd=pusher)
+        with check_out(tenant_repo, "main", data_dir) as found:
+            assert found.commit == git("rev-parse", "HEAD", cwd=pusher)
+
     def test_a_job_dir_whose_job_died_is_removed_by_the_next_checkout_a_live_one_kept(
         self, tenant_repo: TenantRepo, data_dir: Path
     ) -> None:
