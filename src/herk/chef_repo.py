@@ -69,7 +69,10 @@ class Checkout:
     def knife_rb(self) -> Path | None:
         """``.chef/knife.rb`` when the repo has one (a file inside the checkout)."""
         candidate = self.path / KNIFE_RB
-        inside = candidate.resolve().is_relative_to(self.path.resolve())
+        try:
+            inside = candidate.resolve().is_relative_to(self.path.resolve())
+        except (OSError, RuntimeError):  # a symlink loop, in the tenant's tree
+            return None
         return candidate if inside and candidate.is_file() else None
 
     def described(self) -> str:
@@ -78,7 +81,13 @@ class Checkout:
 
 def timeout_setting() -> float:
     raw = os.environ.get(TIMEOUT_ENV, "")
-    return float(raw) if raw else DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ChefRepoError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0")
+    return seconds
 
 
 @contextlib.contextmanager
@@ -301,6 +310,8 @@ class _Git:
         return out.strip() if code == 0 else ""
 
     def _call(self, args: list[str], extra_env: dict[str, str]) -> tuple[int | None, str, str]:
+        if shutil.which("git", path=self._env["PATH"]) is None:
+            raise ChefRepoError("git is not installed on this herk host: it fetches no chef-repo")
         process = subprocess.Popen(
             ["git", *self._config, *args],
             env={**self._env, **extra_env},

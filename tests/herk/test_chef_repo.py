@@ -73,6 +73,21 @@ class TestCheckingOutARef:
             assert found.knife_rb == found.path / ".chef" / "knife.rb"
             assert not (found.path / ".git").exists(), "an export: the cache is not shared"
 
+    def test_a_knife_rb_that_is_a_symlink_loop_or_points_outside_is_no_knife_rb(
+        self, tenant_repo: TenantRepo, data_dir: Path, tmp_path: Path
+    ) -> None:
+        work = tmp_path / "tenant" / "work"
+        git("checkout", "--quiet", "-b", "links", "main", cwd=work)
+        (work / ".chef" / "knife.rb").unlink()
+        (work / ".chef" / "knife.rb").symlink_to("knife.rb")  # a loop
+        (work / ".chef" / "outside.rb").symlink_to("/etc/hostname")
+        git("add", "-A", cwd=work)
+        git("commit", "--quiet", "-m", "links", cwd=work)
+        git("push", "--quiet", str(tenant_repo.bare), "links", cwd=work)
+        with check_out(tenant_repo, "links", data_dir) as found:
+            assert found.knife_rb is None
+            assert (found.path / ".chef" / "outside.rb").is_symlink()
+
     def test_a_commit_by_its_id_even_one_on_no_branch(
         self, tenant_repo: TenantRepo, data_dir: Path
     ) -> None:
@@ -181,6 +196,15 @@ class TestFailuresSayWhy:
         with pytest.raises(ChefRepoError, match="could not fetch it within 1 s"), hanging:
             pass
         assert not alive(int(pid_file.read_text())), "ssh was killed with git"
+
+    @pytest.mark.parametrize("value", ["soon", "0", "-5"])
+    def test_a_timeout_setting_that_is_no_duration_is_said(
+        self, tenant_repo: TenantRepo, data_dir: Path, monkeypatch: pytest.MonkeyPatch, value: str
+    ) -> None:
+        monkeypatch.setenv(chef_repo.TIMEOUT_ENV, value)
+        said = f"MEGAM_HERK_CHEF_REPO_TIMEOUT='{value}' is not a number of seconds above 0"
+        with pytest.raises(ChefRepoError, match=said), check_out(tenant_repo, "main", data_dir):
+            pass
 
     @pytest.mark.parametrize(
         ("url", "reason"),
