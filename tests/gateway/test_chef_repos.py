@@ -163,7 +163,8 @@ class TestALaunchUsesTheCloudsChefRepo:
         assert ".chef/knife.rb" in run["cwd_files"]
         assert not checkout.exists(), "the job's checkout is removed when it ends"
         text = await log_text(api, "app.example.com")
-        # knife's -c config loaded <checkout>/.chef/knife.rb of the release branch
+        # knife's -c config loaded <checkout>/.chef/knife.rb, of the release branch
+        assert f"DEBUG: Chef::Config.from_file {checkout}/.chef/knife.rb" in text
         assert "DEBUG: knife[:megam_repo_marker] = release" in text
         assert "OPENSSH" not in text and "chef_repo_deploy_key" not in text
 

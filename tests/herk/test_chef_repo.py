@@ -364,6 +364,7 @@ class TestKnifeUsesTheRepo:
         )
         assert not checkout.exists(), "the checkout goes with the job"
         text = events.text(request.job_id)
+        assert f"DEBUG: Chef::Config.from_file {checkout}/.chef/knife.rb" in text
         assert "DEBUG: knife[:megam_repo_marker] = next" in text
         assert "chef_repo_deploy_key" not in text and "OPENSSH" not in text
 
