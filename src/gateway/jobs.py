@@ -3,8 +3,9 @@
 Which job type a request runs is the gateway's rule (the contract with herk, :mod:`megam.params`):
 
 * ``local.create`` ``{"run_list": [...]}`` and ``local.delete`` ``{}`` for ``local`` clouds;
-* ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?}``
-  and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "instance_id"?}`` for the others.
+* ``knife.create`` ``{"cloud": {"cctype", "spec", "access"}, "run_list": [...], "knife_rb"?,
+  "chef_repo"?}`` and ``knife.delete`` ``{"cloud": {...}, "knife_rb"?, "chef_repo"?,
+  "instance_id"?}`` for the others (``chef_repo``: the cloud tool setting's git repo).
 
 Whether herk offers that type, and the params schema it takes, come from the job catalogue
 (``actors/<type>.toml``, read through :mod:`megam.job_types`), the files herk runs jobs from.
@@ -20,7 +21,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from gateway import catalogue, lifecycle
+from gateway import catalogue, chef_repo_settings, lifecycle
 from gateway.errors import BadRequest, Unavailable
 from gateway.store import Store
 from gateway.store.records import CloudTarget, HistoryEntry, Job, Node, OutboxEntry
@@ -108,7 +109,10 @@ def job_spec(
         params: dict[str, Any] = {"run_list": run_list} if req_type == "create" else {}
     else:
         job_type = f"knife.{req_type}"
-        params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": cloud.access}}
+        access, chef_repo = chef_repo_settings.knife_params_repo(cloud.access)
+        params = {"cloud": {"cctype": cloud.cctype, "spec": cloud.spec, "access": access}}
+        if chef_repo is not None:
+            params["chef_repo"] = chef_repo
         if req_type == "create":
             params["run_list"] = run_list
         elif instance_id:

@@ -90,6 +90,9 @@ class PredefCloudInput(msgspec.Struct, kw_only=True):
     credentials: Annotated[dict[SecretName, SecretValue], msgspec.Meta(max_length=32)] = {}
     ideal: Text = ""
     performance: Text = ""
+    cloudtoolsetting: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    """A cloud tool setting of the caller (its id or repo_name) whose git chef-repo knife uses
+    for every node launched on this cloud (copied into the cloud when it is created)."""
 
 
 class NodeLaunch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -196,6 +199,11 @@ class CloudToolSettingInput(msgspec.Struct, kw_only=True):
     cloud_type: Literal["chef"] = "chef"
     repo_name: Name
     repo: Text = ""
+    """The chef-repo's git URL; herk fetches it for the clouds that name this setting."""
+    ref: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    """The branch, tag or commit herk checks out; "" for the repo's default branch."""
+    deploy_key: SecretValue = ""
+    """A private repo's ssh deploy key: encrypted at rest, never shown again."""
     vault_location: Text = ""
     conf_location: Text = ""
 

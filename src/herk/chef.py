@@ -226,12 +226,19 @@ class KnifeConfig:
     (herk.orphans.private_directory), never in a shared temporary directory: the herk node's
     guardian and the next herk start remove what a killed herk left there. The tenant's own
     knife.rb comes only as the sealed secret ``knife_rb`` (its content, handed over through the
-    API); herk writes it beside the config and loads it first. No path on the herk host is ever
-    loaded: knife runs a knife.rb as Ruby.
+    API); herk writes it beside the config and loads it first. The only path on the herk host
+    ever loaded is ``repo_knife_rb``, the ``.chef/knife.rb`` of the tenant's own git chef-repo
+    that herk checked out for this job (herk.chef_repo): knife runs a knife.rb as Ruby, so it
+    comes only from what the tenant handed over through the API.
     """
 
     def __init__(
-        self, cctype: str, secrets: Mapping[str, str], *, under: Path | None = None
+        self,
+        cctype: str,
+        secrets: Mapping[str, str],
+        *,
+        under: Path | None = None,
+        repo_knife_rb: str | None = None,
     ) -> None:
         missing = [k for k in REQUIRED_CREDENTIALS[cctype] if not secrets.get(k)]
         if missing:
@@ -244,6 +251,7 @@ class KnifeConfig:
         self._cctype = cctype
         self._secrets = dict(secrets)
         self._under = under
+        self._repo_knife_rb = repo_knife_rb
         self.directory: Path | None = None
 
     def __enter__(self) -> Path:
@@ -272,6 +280,8 @@ class KnifeConfig:
 
     def _render(self, tenant_rb_in: Path | None) -> str:
         lines = ["# Written by herk for one job; removed when the job ends."]
+        if self._repo_knife_rb is not None:
+            lines.append(f"Chef::Config.from_file({ruby_string(self._repo_knife_rb)})")
         if tenant_rb_in is not None:
             tenant_rb = str(tenant_rb_in / TENANT_KNIFE_RB_FILE)
             lines.append(f"Chef::Config.from_file({ruby_string(tenant_rb)})")

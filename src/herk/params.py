@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from megam.params import (
+    ChefRepo,
     KnifeParams,
     LocalPath,
     NoParams,
@@ -21,10 +22,12 @@ from megam.params import (
 
 
 class ConvergeParams(Params, frozen=True):
-    """``chef.converge``: ``chef-client --local-mode`` in ``chef_repo`` (or the node home)."""
+    """``chef.converge``: ``chef-client --local-mode`` in ``chef_repo``: a path on the herk host,
+    a git repo herk checks out for the job (:class:`megam.params.ChefRepo`), or (absent) the
+    node home."""
 
     run_list: list[RunListItem]
-    chef_repo: LocalPath | None = None
+    chef_repo: LocalPath | ChefRepo | None = None
 
 
 SCHEMAS: Final[dict[str, type[Params]]] = {

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from herk import chef
+from herk import chef, chef_repo
 from herk.admission import Job
 from herk.environment import job_environment
 from herk.orphans import private_directory
@@ -51,9 +51,9 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
     elif definition.builder == "noop":
         yield made(None)
     elif definition.builder == "chef_converge":
-        repo = job.params.chef_repo
-        cwd = Path(repo) if repo else _ensure_home(job, data_dir)
-        yield made(chef.chef_client_argv(job.params.run_list), cwd)
+        with chef_repo.for_converge(job, data_dir) as repo:
+            cwd = repo or _ensure_home(job, data_dir)
+            yield made(chef.chef_client_argv(job.params.run_list), cwd)
     elif definition.builder in ("knife_create", "knife_delete"):
         build = (
             chef.knife_create_argv
@@ -62,10 +62,15 @@ def plan(job: Job, data_dir: Path) -> Iterator[Plan]:
         )
         cloud = job.params.cloud
         private = private_directory(data_dir)
-        with chef.KnifeConfig(cloud.cctype, job.secrets, under=private) as config:
+        with (
+            chef_repo.for_knife(job, data_dir) as repo,
+            chef.KnifeConfig(
+                cloud.cctype, repo.secrets, under=private, repo_knife_rb=repo.knife_rb
+            ) as config,
+        ):
             argv = build(job.params, job.request.node, config)
             env.update(chef.knife_environment(cloud.cctype, config))
-            yield made(argv)
+            yield made(argv, repo.cwd)
     else:  # the catalogue refuses unknown builders at load time
         raise ValueError(f"no builder {definition.builder!r}")
 

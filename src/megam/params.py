@@ -16,6 +16,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
+from megam import chef_repos
+
 # Each pattern ends in $(?!\n): Python's $ also matches before a final newline, which would let
 # "ami-1\n" through; the lookahead keeps the pattern valid in JSON Schema (the OpenAPI document).
 RUN_LIST_ITEM: Final = re.compile(r"^(role|recipe)\[[A-Za-z0-9_.:@-]{1,128}\]$(?!\n)")
@@ -95,8 +97,26 @@ KNIFE_RB_REFUSED: Final = (
 )
 
 
+class ChefRepo(Params, frozen=True):
+    """A git chef-repo herk fetches for the job (docs/herk.md, Chef repos from git): ``url``
+    (:func:`megam.chef_repos.url_problem`) at ``ref``, a branch, tag or commit ("" for the
+    repository's default branch). A private repo's ssh deploy key travels sealed, as the secret
+    ``chef_repo_deploy_key``."""
+
+    url: Annotated[str, msgspec.Meta(max_length=1024)]
+    ref: Annotated[str, msgspec.Meta(max_length=255)] = ""
+
+    def __post_init__(self) -> None:
+        # the syntax only: whether local paths are fetched is the herk operator's choice
+        problem = chef_repos.url_problem(self.url, allow_local=True)
+        problem = problem or chef_repos.ref_problem(self.ref)
+        if problem:
+            raise ValueError(problem)
+
+
 class KnifeParams(Params, frozen=True):
-    """``knife.create`` / ``knife.delete``: a cloud and a run list.
+    """``knife.create`` / ``knife.delete``: a cloud, a run list, and optionally a git chef-repo
+    whose ``.chef/knife.rb`` knife loads.
 
     ``knife_rb`` survives only to refuse it with a reason: it named a file on the herk host, which
     a tenant could point at any Ruby file there. The tenant's knife.rb now travels sealed, as the
@@ -105,6 +125,7 @@ class KnifeParams(Params, frozen=True):
     cloud: Cloud
     run_list: list[RunListItem] = []
     knife_rb: str | None = None
+    chef_repo: ChefRepo | None = None
     instance_id: ArgValue = ""
     """``knife.delete``: the cloud's id of the server, as ``server create`` printed it
     (:func:`recorded_instance_id`); knife-ec2 and knife-openstack delete by id."""

@@ -14,6 +14,7 @@ Knobs (environment variables; herk passes them through with ``MEGAM_HERK_PASSENV
 * ``MEGAM_FAKE_LINE_SECONDS`` wait this long before each extra line (a slow cloud)
 * ``MEGAM_FAKE_DEBUG``      ``1``: knife prints the config it loaded, as ``knife -VV`` does;
   ``2``: it also prints the config and credentials files line by line, as they are on disk
+* ``MEGAM_FAKE_LIST_CWD``   ``1``: the argv record also lists the files under the working directory
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def record(tool: str, argv: Sequence[str], config: str | None) -> None:
         "env": sorted(os.environ),
         "config": config,
     }
+    if os.environ.get("MEGAM_FAKE_LIST_CWD") == "1":
+        entry["cwd_files"] = sorted(
+            os.path.relpath(os.path.join(top, name))
+            for top, _, names in os.walk(".")
+            for name in names
+        )
     if config and os.path.exists(config):
         entry["config_mode"] = oct(os.stat(config).st_mode & 0o777)
         entry["config_dir_mode"] = oct(os.stat(os.path.dirname(config)).st_mode & 0o777)

@@ -7,7 +7,7 @@ import time
 import orjson
 from aiohttp import web
 
-from gateway import bodies, envelope, views
+from gateway import bodies, chef_repo_settings, envelope, views
 from gateway.errors import AlreadyExists, BadRequest, NotFound
 from gateway.schemas import PredefCloudInput
 from gateway.services import caller, services
@@ -29,6 +29,12 @@ async def create_predef_cloud(request: web.Request) -> web.Response:
             f"a {spec.type_name} cloud needs spec.image and spec.flavor",
             more="only a local cloud can leave them out",
         )
+    repo = None
+    if body.cloudtoolsetting:
+        if spec.type_name == "local":
+            raise BadRequest("a local cloud runs no knife: it takes no cloud tool setting")
+        repo = await chef_repo_settings.setting_repo(svc, account.id, body.cloudtoolsetting)
+    credentials = chef_repo_settings.cloud_credentials(body.credentials, repo)
     cloud = PredefCloud(
         id=await svc.new_id("PDC"),
         account_id=account.id,
@@ -36,13 +42,12 @@ async def create_predef_cloud(request: web.Request) -> web.Response:
         type_name=spec.type_name,
         # the wire's fields only: type_name is the cloud's, not part of what herk gets as spec
         spec={field: getattr(spec, field) for field in params.CloudSpec.__struct_fields__},
-        access={
-            field: getattr(body.access, field) for field in params.CloudAccess.__struct_fields__
-        },
+        access=chef_repo_settings.cloud_access(
+            {field: getattr(body.access, field) for field in params.CloudAccess.__struct_fields__},
+            repo,
+        ),
         credentials_encrypted=(
-            svc.sealer.encrypt(orjson.dumps(body.credentials).decode())
-            if body.credentials
-            else None
+            svc.sealer.encrypt(orjson.dumps(credentials).decode()) if credentials else None
         ),
         created_at=time.time(),
     )

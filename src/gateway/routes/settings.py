@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import bodies, documents, envelope
+from gateway import bodies, chef_repo_settings, documents, envelope
 from gateway.errors import AlreadyExists, NotFound
 from gateway.schemas import CloudToolSettingInput, SshKeyInput
 from gateway.services import caller, services
@@ -20,8 +20,11 @@ async def create_cloudtoolsetting(request: web.Request) -> web.Response:
     svc = services(request)
     account = caller(request)
     body = await bodies.parse(request, CloudToolSettingInput, "cloud tool setting")
-    fields = {f: getattr(body, f) for f in body.__struct_fields__}
-    document = await documents.new(svc, "cloudtoolsetting", account.id, fields)
+    chef_repo_settings.check_setting(body.repo, body.ref, body.deploy_key)
+    fields = {f: getattr(body, f) for f in body.__struct_fields__ if f != "deploy_key"}
+    document = await documents.new(
+        svc, "cloudtoolsetting", account.id, fields, secret=body.deploy_key
+    )
     await _add(request, document)
     return envelope.created(
         documents.created(document, f"cloud tool setting {body.repo_name} created", document.id)
