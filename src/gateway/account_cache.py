@@ -1,6 +1,6 @@
 """Signature checks need the account and its api key on every request; keep them briefly.
 
-Megam's gateway cached account lookups for 5 minutes (megam-original.md §9). Here the entry
+Megam's gateway cached account lookups for 5 minutes (docs/original.md §9). Here the entry
 lives ``ttl`` seconds (30 by default) and only hits are cached, so a new account is usable at once.
 """
 

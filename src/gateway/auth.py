@@ -1,4 +1,4 @@
-"""Megam's HMAC request signatures (megam-original.md §2.1), checked on every non-open route.
+"""Megam's HMAC request signatures (docs/original.md §2.1), checked on every non-open route.
 
 Each failure names the credential that is wrong, because "HMAC doesn't match" alone left the
 original's users guessing (nilavu #1076): a header that cannot be read is a 406, an unknown

@@ -1,6 +1,6 @@
 """The seeded catalogue: predefs (app types) and the Chef cloud tool with its command templates.
 
-Read-only and the same for every account, as Megam's primer seeded them (megam-original.md §2.4).
+Read-only and the same for every account, as Megam's primer seeded them (docs/original.md §2.4).
 """
 
 from __future__ import annotations

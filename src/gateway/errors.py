@@ -1,4 +1,4 @@
-"""The errors the API answers with, one class per Megam error code (megam-original.md §2.3).
+"""The errors the API answers with, one class per Megam error code (docs/original.md §2.3).
 
 Handlers raise them; the error middleware renders them as ``Megam::Error`` objects. ``msg`` says
 what went wrong in words a user understands, ``more`` gives the detail (parser output, hints).

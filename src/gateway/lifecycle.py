@@ -1,6 +1,6 @@
 """How job states move a node's status: the one rule both store adapters apply.
 
-Megam's node statuses (megam-original.md §2.4). A node is created ``LAUNCHING``; its create job
+Megam's node statuses (docs/original.md §2.4). A node is created ``LAUNCHING``; its create job
 ending decides ``RUNNING`` or ``NOTRUNNING``; a succeeded delete makes it ``DELETED`` for good.
 """
 

@@ -27,7 +27,7 @@ class GatewayOptions:
     clock_skew_seconds: float | None = 15 * 60
     """Refuse signatures whose X-Megam-DATE is further than this from now, so that an overheard
     request cannot be replayed later (MEGAM_GATEWAY_CLOCK_SKEW_MINUTES; 0 turns the check off).
-    Minutes, because Megam's clients sign the date at minute resolution (megam-original.md §9)."""
+    Minutes, because Megam's clients sign the date at minute resolution (docs/original.md §9)."""
     client_utc_offsets: tuple[float, ...] = ()
     """Zones (seconds east of UTC) whose local time is also accepted as X-Megam-DATE, for the
     2014 client, which signs its machine's local time (MEGAM_GATEWAY_CLIENT_UTC_OFFSETS, e.g.

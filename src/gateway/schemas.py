@@ -138,7 +138,7 @@ class PredefsInput(msgspec.Struct, kw_only=True):
 
 
 class NodeCreate(msgspec.Struct, kw_only=True):
-    """The original client's node JSON (megam-original.md §2.4)."""
+    """The original client's node JSON (docs/original.md §2.4)."""
 
     node_name: NodeName
     node_type: Literal["APP", "BOLT"] = "APP"

@@ -1,4 +1,4 @@
-"""Megam's request signature (megam-original.md §2.1), used by the gateway and every client.
+"""Megam's request signature (docs/original.md §2.1), used by the gateway and every client.
 
     X-Megam-HMAC: <email>:<hex HMAC(api_key, date "\\n" target "\\n" base64(md5(body)))>
     X-Megam-DATE: <YYYY-MM-DD HH:MM>, UTC

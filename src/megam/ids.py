@@ -1,6 +1,6 @@
 """Where services get ids: an in-process generator, or the uid service over HTTP.
 
-Both render Megam's ``PREFIX + decimal`` form. Prefixes are the original's (megam-original.md §5).
+Both render Megam's ``PREFIX + decimal`` form. Prefixes are the original's (docs/original.md §5).
 The uid service answers ``GET /ids?count=N`` with ``{"ids": [...], "ids_str": [...]}``.
 """
 

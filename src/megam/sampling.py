@@ -1,5 +1,5 @@
 """Node metrics read the way Megam's nodes reported them (Ganglia's gmond and its nginx_status
-module, megam-original.md §7), with rates computed from counters between two samples.
+module, docs/original.md §7), with rates computed from counters between two samples.
 
 Pure reading and arithmetic: the herk host (for local nodes) and ``megam agent`` (on cloud
 nodes) both sample with :class:`Sampler` and publish :class:`megam.wire.MetricEvent`s.

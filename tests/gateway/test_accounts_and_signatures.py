@@ -1,4 +1,4 @@
-"""Onboarding and Megam's HMAC request signatures (megam-original.md §2.1)."""
+"""Onboarding and Megam's HMAC request signatures (docs/original.md §2.1)."""
 
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ def original_client_headers(email: str, api_key: str, path: str, body: bytes = b
 def client_2016_headers(
     email: str, api_key: str, path: str, body: bytes = b"", *, date: str | None = None
 ) -> dict:
-    """The 2016 client's scheme (megam-original.md §2.1): HMAC-SHA256 in hex over the date, the
+    """The 2016 client's scheme (docs/original.md §2.1): HMAC-SHA256 in hex over the date, the
     path and the URL-safe Base64 MD5 of the body; no header says which hash."""
     date = date or time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     digest = base64.urlsafe_b64encode(hashlib.md5(body).digest()).decode()

@@ -230,7 +230,7 @@ class TestWhatKnifeDoesWithACommandLine:
     @pytest.mark.parametrize(
         "argv",
         [
-            # the 2013 command lines (megam-original.md §4.2), as herk built them before
+            # the 2013 command lines (docs/original.md §4.2), as herk built them before
             ["ec2", "server", "create", "-N", "n1", "-G", "megam", "-I", "ami-1", "-x", "ubuntu",
              "--identity-file", "/k.pem"],
             ["google", "server", "create", "n1", "-f", "/g.json", "-n", "default", "-I", "img",

@@ -1,4 +1,4 @@
-"""The HTTP routes, one module per resource of Megam's /v1 table (megam-original.md §2.2)."""
+"""The HTTP routes, one module per resource of Megam's /v1 table (docs/original.md §2.2)."""
 
 from __future__ import annotations
 

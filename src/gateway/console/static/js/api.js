@@ -1,4 +1,4 @@
-// The signed /v1 client: Megam's HMAC scheme (megam-original.md §2.1) done in the browser.
+// The signed /v1 client: Megam's HMAC scheme (docs/original.md §2.1) done in the browser.
 import { HASHES, hmac } from "./hmac.js";
 import { base64, hex, md5 } from "./md5.js";
 
