@@ -76,6 +76,9 @@ class Cluster:
             )
         return done.stdout
 
+    def running(self) -> list[int]:
+        return [node for node in range(1, NODES + 1) if self.alive(node)]
+
     def revive_dead(self) -> None:
         for node in range(1, NODES + 1):
             if not self.alive(node):
