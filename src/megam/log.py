@@ -44,7 +44,7 @@ def configure(level: str = "info", *, stream: object = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.JSONRenderer(
-                    serializer=lambda obj, **_: orjson.dumps(obj).decode()
+                    serializer=lambda obj, **_: orjson.dumps(obj, default=repr).decode()
                 ),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
