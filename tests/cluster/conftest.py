@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import uuid
@@ -107,7 +108,14 @@ def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
         cluster._run("stop", str(NODES))
         raise
     yield cluster
+    _keep_logs(cluster.directory, tmp_path_factory.getbasetemp() / "rabbitmq-logs")
     cluster._run("stop", str(NODES))
+
+
+def _keep_logs(directory: Path, into: Path) -> None:
+    """The nodes' own logs, kept beside the test's (stop removes the cluster's directory)."""
+    for node_logs in directory.glob("node-*/log"):
+        shutil.copytree(node_logs, into / node_logs.parent.name, dirs_exist_ok=True)
 
 
 @pytest.fixture

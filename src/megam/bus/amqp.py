@@ -39,6 +39,7 @@ from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError
 from aio_pika.exceptions import PublishError as PikaPublishError
 
 from megam import log, topology
+from megam.backoff import Backoff
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.bus.failover import FailoverConnection, amqp_urls, redact
 from megam.topology import DEAD, Exchange, Queue
@@ -52,6 +53,10 @@ _RETRYABLE = (
     RuntimeError,
 )
 
+
+PUBLISH_RETRY_FIRST = 0.05
+PUBLISH_RETRY_MAX = 1.0
+"""How soon a publish is tried again after a lost connection or a nack."""
 
 CLAIM_RETRY_FIRST = 0.01
 CLAIM_RETRY_MAX = 0.2
@@ -165,6 +170,8 @@ class AmqpBus(Bus):
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._renewing = asyncio.Lock()
         self._claim_turn = asyncio.Lock()
         """Claims take turns: an exclusive queue locks out other connections only."""
         self._claims: aiormq.abc.AbstractConnection | None = None
@@ -212,6 +219,8 @@ class AmqpBus(Bus):
         logger.warning("amqp.reconnected", reconnects=self.reconnects)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self._drop_claims_connection()
         if self._connection is not None:
             connection, self._connection = self._connection, None
@@ -256,24 +265,57 @@ class AmqpBus(Bus):
             correlation_id=correlation_id,
             headers=headers or None,
         )
-        deadline = asyncio.get_running_loop().time() + self._publish_timeout
-        delay = 0.05
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        backoff = Backoff(PUBLISH_RETRY_FIRST, PUBLISH_RETRY_MAX)
         while True:
+            channel = self._require_channel()
             try:
                 target = await self._exchange(exchange)
                 await target.publish(message, routing_key=routing_key)
                 return
-            except (PikaPublishError, DeliveryError) as exc:
+            except PikaPublishError as exc:  # basic.return: no queue is bound for it
                 raise PublishError(
                     f"broker refused message to {exchange}/{routing_key}: {exc}"
                 ) from exc
+            except DeliveryError as exc:  # basic.nack: not taken now, see _renew_channel
+                failure: BaseException = exc
+                await self._renew_channel(channel, exc)
             except _RETRYABLE as exc:
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise BusError(
-                        f"RabbitMQ unavailable for {self._publish_timeout:.0f}s: {exc!r}"
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                failure = exc
+            if loop.time() + backoff.upcoming > deadline:
+                raise BusError(
+                    f"RabbitMQ did not take a message to {exchange}/{routing_key} for "
+                    f"{self._publish_timeout:.0f}s: {failure!r}"
+                ) from failure
+            await backoff.wait()
+
+    async def _renew_channel(self, nacked: AbstractRobustChannel, exc: DeliveryError) -> None:
+        """Publish on a new channel from now on: the one that had a message nacked may be
+        pinned to a dead queue leader.
+
+        RabbitMQ nacks a message that a queue could not take: a quorum queue whose leader is
+        gone until a new one is elected. But a channel opened in the moment between a broker
+        node's death and the election (a client failing over at once) keeps sending to the
+        leader it found when it opened, the dead one, and nacks every message to that queue
+        until the dead node is back (RabbitMQ 3.10.8, seen in tests/cluster: 28 s of nacks on
+        one channel while another client's channel, opened 2 s later, published normally). A
+        new channel looks the leader up again."""
+        async with self._renewing:
+            if nacked is not self._channel or self._connection is None:
+                return  # renewed already by a publish nacked at the same time
+            logger.warning("amqp.publish_nacked", error=str(exc))
+            fresh: AbstractRobustChannel = await self._connection.channel(  # type: ignore[assignment]
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._channel, self._exchanges = fresh, {}
+        # Publishes still waiting for their confirm on the old channel get it (or its nack).
+        self._spawn(_close_later(nacked, self._publish_timeout))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
         channel = await self._new_channel(prefetch)
@@ -455,6 +497,11 @@ async def _best_effort(
             await operation
     except Exception as exc:  # teardown must not fail: the broker cleans up after dead peers
         logger.warning("amqp.teardown_skipped", operation=what, error=repr(exc))
+
+
+async def _close_later(channel: AbstractRobustChannel, after: float) -> None:
+    await asyncio.sleep(after)
+    await _best_effort("channel.close", channel.close())
 
 
 async def _read_claim(
