@@ -3,7 +3,9 @@
 * One channel with publisher confirms for publishing (``on_return_raises`` so an unroutable
   message is an error, not a silent drop); a channel per subscription for its own prefetch.
 * aio-pika replays nothing published during an outage, so ``publish`` waits for the robust
-  connection to come back, up to ``publish_timeout``, and then raises :class:`BusError`.
+  connection to come back, up to ``publish_timeout``, and then raises :class:`BusError`. A
+  nack (a quorum queue without a leader) is tried again the same way, on a new channel; only a
+  return (nowhere to route it) is a :class:`PublishError`. Subscribing waits the same way.
 * Callback consumers (not queue iterators: aio-pika #379), restored by the robust channel.
 * ``ack(confirmed=True)``: basic.ack has no reply, but RabbitMQ's channel process handles a
   channel's methods one at a time in arrival order, and aiormq writes a connection's frames in
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aio_pika
@@ -318,18 +320,50 @@ class AmqpBus(Bus):
         task.add_done_callback(self._background.discard)
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
-        channel = await self._new_channel(prefetch)
-        target = await channel.get_queue(queue, ensure=True)
-        return await self._start(channel, target, handler, max(1, prefetch))
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.get_queue(queue, ensure=True)
+            return await self._start(channel, target, handler, max(1, prefetch))
+
+        return await self._subscribe(queue, prefetch, on)
 
     async def consume_temporary(
         self, bindings: Iterable[tuple[str, str]], handler: Handler, *, prefetch: int = 100
     ) -> Subscription:
-        channel = await self._new_channel(prefetch)
-        target = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for exchange_name, key in bindings:
-            await target.bind(exchange_name, routing_key=key)
-        return await self._start(channel, target, handler, max(1, prefetch))
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.declare_queue(exclusive=True, auto_delete=True)
+            for exchange_name, key in bindings:
+                await target.bind(exchange_name, routing_key=key)
+            return await self._start(channel, target, handler, max(1, prefetch))
+
+        return await self._subscribe("a private queue", prefetch, on)
+
+    async def _subscribe(
+        self,
+        what: str,
+        prefetch: int,
+        on: Callable[[AbstractRobustChannel], Awaitable[Subscription]],
+    ) -> Subscription:
+        """Subscribe on a channel of its own, waiting out a reconnection (up to
+        ``publish_timeout``) as a publish does: a consumer asked for while the robust connection
+        fails over (herk's intake re-consumes whenever its prefetch changes) got "Connection was
+        not opened" or a reset, not a BusError, and its caller was left with no consumer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        backoff = Backoff(PUBLISH_RETRY_FIRST, PUBLISH_RETRY_MAX)
+        while True:
+            channel: AbstractRobustChannel | None = None
+            try:
+                channel = await self._new_channel(prefetch)
+                return await on(channel)
+            except _RETRYABLE as exc:
+                if channel is not None:
+                    await _best_effort("channel.close", channel.close(), OFFLINE_TEARDOWN_TIMEOUT)
+                if loop.time() + backoff.upcoming > deadline:
+                    raise BusError(
+                        f"cannot consume from {what}: RabbitMQ unavailable for "
+                        f"{self._publish_timeout:.0f}s: {exc!r}"
+                    ) from exc
+                await backoff.wait()
 
     async def queue_depth(self, queue: str) -> int:
         # A robust channel answers a repeated declare from its cache; ask on a fresh channel.
@@ -422,11 +456,13 @@ class AmqpBus(Bus):
         self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
     ) -> Subscription:
         # A stream needs a prefetch and manual acks (no_ack closes the connection: 540).
-        channel = await self._new_channel(prefetch)
-        target = await channel.get_queue(queue, ensure=True)
-        return await self._start(
-            channel, target, handler, prefetch, arguments={"x-stream-offset": offset}
-        )
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.get_queue(queue, ensure=True)
+            return await self._start(
+                channel, target, handler, prefetch, arguments={"x-stream-offset": offset}
+            )
+
+        return await self._subscribe(queue, prefetch, on)
 
     async def _start(
         self,
