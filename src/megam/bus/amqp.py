@@ -182,6 +182,8 @@ class AmqpBus(Bus):
         reuse a number whose close is not finished ("second 'channel.open' seen"), a
         connection error. Here that costs a claim a retry, not every consumer a reconnect."""
         self.reconnects = 0
+        self.nacked = 0
+        """Publishing channels given up because the broker nacked a message on them."""
 
     async def connect(self) -> None:
         """Connect to the first URL of the list that answers; later losses move on along it."""
@@ -306,6 +308,7 @@ class AmqpBus(Bus):
         async with self._renewing:
             if nacked is not self._channel or self._connection is None:
                 return  # renewed already by a publish nacked at the same time
+            self.nacked += 1
             logger.warning("amqp.publish_nacked", error=str(exc))
             fresh: AbstractRobustChannel = await self._connection.channel(  # type: ignore[assignment]
                 publisher_confirms=True, on_return_raises=True
