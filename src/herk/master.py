@@ -183,11 +183,12 @@ class Master:
         try:
             await flight.delivery.ack(confirmed=True)
         except BusError as exc:
-            # Either the broker redelivers it (it never got the ack), or it got the ack and the
-            # job is not run at all: never twice (docs/herk.md, "the one window").
+            # Unknown whether the broker took the ack. Not running would lose the job if it did
+            # (its record stuck at `running`), so it runs: if the broker redelivers it instead,
+            # the copy of a job that is not idempotent finds the claim below and is not run,
+            # and an idempotent one may run again (docs/herk.md, "the one window").
             self._observe(Happened(Step.UNCONFIRMED, job.request.type))
             logger.warning("job.accept_unconfirmed", job_id=job.job_id, error=str(exc))
-            return False
         # Claimed after the ack, not before: a claim that a redelivery could find would turn
         # the redelivery of a job that never started into a duplicate.
         if not job.definition.idempotent and not await self._claim(flight):

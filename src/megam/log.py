@@ -45,11 +45,11 @@ def configure(level: str = "info", *, stream: object = None, json: bool | None =
     if as_json:
         renderer: list[structlog.types.Processor] = [
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ]
         factory: Any = structlog.BytesLoggerFactory(file=getattr(out, "buffer", out))
         foreign: structlog.types.Processor = structlog.processors.JSONRenderer(
-            serializer=lambda obj, **_: orjson.dumps(obj).decode()
+            serializer=lambda obj, **_: _dumps(obj).decode()
         )
     else:
         console = structlog.dev.ConsoleRenderer(colors=True)
@@ -74,3 +74,9 @@ def configure(level: str = "info", *, stream: object = None, json: bool | None =
 
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger(name)
+
+
+def _dumps(obj: Any, **_: Any) -> bytes:
+    # A foreign record (aiormq, aio-pika) may carry values orjson cannot encode (an exc_info
+    # class): their repr, rather than a logging error instead of the line.
+    return orjson.dumps(obj, default=repr)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiormq
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq-cluster"
@@ -107,7 +111,42 @@ def rabbit_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
         cluster._run("stop", str(NODES))
         raise
     yield cluster
+    _keep_logs(cluster.directory, tmp_path_factory.getbasetemp() / "rabbitmq-logs")
     cluster._run("stop", str(NODES))
+
+
+def _keep_logs(directory: Path, into: Path) -> None:
+    """The nodes' own logs, kept beside the test's (stop removes the cluster's directory)."""
+    for node_logs in directory.glob("node-*/log"):
+        shutil.copytree(node_logs, into / node_logs.parent.name, dirs_exist_ok=True)
+
+
+def _until_streams_can_be_declared(urls: list[str], timeout: float = 90) -> None:
+    """Every node can declare a stream (herk.cancels is one). A revived node serves AMQP
+    before its stream coordinator member is back: the next test's declare on it got
+    541 "Cannot declare a queue 'herk.cancels' ...: {error,coordinator_unavailable}"."""
+
+    async def declare_a_stream(url: str) -> None:
+        connection = await aiormq.connect(url)
+        try:
+            channel = await connection.channel()
+            await channel.queue_declare(
+                "cluster.ready", durable=True, arguments={"x-queue-type": "stream"}
+            )
+            await channel.queue_delete("cluster.ready")
+        finally:
+            await connection.close()
+
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        while True:
+            try:
+                asyncio.run(declare_a_stream(url))
+                break
+            except (aiormq.exceptions.AMQPError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
 @pytest.fixture
@@ -117,7 +156,9 @@ def cluster_urls(rabbit_cluster: Cluster) -> Iterator[str]:
     vhost = f"megam-test-{uuid.uuid4().hex[:8]}"
     rabbit_cluster.ctl(1, "add_vhost", vhost)
     rabbit_cluster.ctl(1, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield rabbit_cluster.vhost_urls(vhost)
+    urls = rabbit_cluster.vhost_urls(vhost)
+    _until_streams_can_be_declared(urls.split(","))
+    yield urls
     rabbit_cluster.revive_dead()  # a test that killed a node leaves the cluster whole again
     # Best effort: a node that just rejoined can refuse while its queues recover, and the
     # whole cluster goes at the end of the session anyway.

@@ -1,7 +1,7 @@
 """Ack on acceptance: a job that must not run twice, or that may outlive RabbitMQ's
 ``consumer_timeout``, has its request acknowledged (with the broker's proof) before its process
 starts. The broker then never redelivers it while it runs, so it never runs twice; a job whose
-acceptance cannot be proven is not started at all."""
+acceptance cannot be proven runs under its claim, so it runs once whatever the broker did."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from herk.acceptance import CONSUMER_TIMEOUT_VARIABLE, AcceptancePolicy
 from herk.catalogue import load_catalogue
 from herk.events import EventPublisher
 from megam import topology
-from megam.bus import Bus
-from megam.bus.amqp import AmqpBus
+from megam.bus import Bus, BusError
+from megam.bus.amqp import AmqpBus, _AmqpDelivery
 from tests.faults.tcp_proxy import TcpProxy
 
 POLICY = AcceptancePolicy(consumer_timeout=200)
@@ -134,7 +134,11 @@ class TestTheBrokerTakingDeliveriesBack:
 
 
 class TestAnAcceptanceThatCannotBeProven:
-    async def test_does_not_start_the_job_and_the_broker_gives_it_back(
+    """Whether the broker took the ack is unknown: the job runs, under its claim, so it runs
+    once either way (before, it was not started, and stayed `running` for good whenever the
+    broker had taken the ack: seen when a cluster node died mid-burst, tests/cluster)."""
+
+    async def test_the_broker_that_missed_the_ack_gives_it_back_and_the_job_runs_once(
         self,
         rabbit: Bus,
         proxied,
@@ -164,7 +168,6 @@ class TestAnAcceptanceThatCannotBeProven:
             lambda: sample("megam_herk_accepts_unconfirmed_total") > unconfirmed,
             "the acceptance to fail",
         )
-        assert not (data_dir / f"{request.job_id}.pids").exists(), "not started"
         await proxy.cut()  # the broker sees the consumer go and redelivers the request
 
         pids = await started(events, data_dir, request.job_id)
@@ -172,6 +175,36 @@ class TestAnAcceptanceThatCannotBeProven:
             release(data_dir, request.job_id)
             assert (await events.terminal(request.job_id)).state == "succeeded"
             assert read_pids(data_dir / f"{request.job_id}.pids") == pids, "one run"
+        finally:
+            kill_quietly(pids)
+
+
+    async def test_a_job_whose_ack_the_broker_took_without_a_proof_still_runs_once(
+        self, rabbit: Bus, start_herk, actors: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        events = await EventLog().attach(rabbit)
+        request = job_request("test.once")
+        real_ack = _AmqpDelivery.ack
+        lost: list[bool] = []
+
+        async def lose_the_proof(self, *, confirmed: bool = False) -> None:
+            await real_ack(self)  # the broker settles it: it will never come back
+            if confirmed and not lost:
+                lost.append(True)
+                raise BusError("the proof of the ack was lost")
+
+        monkeypatch.setattr(_AmqpDelivery, "ack", lose_the_proof)
+        unconfirmed = sample("megam_herk_accepts_unconfirmed_total")
+        await start_herk(rabbit, actors_dir=actors)
+        await submit(rabbit, request)
+
+        pids = await started(events, data_dir, request.job_id)
+        try:
+            assert sample("megam_herk_accepts_unconfirmed_total") > unconfirmed
+            release(data_dir, request.job_id)
+            assert (await events.terminal(request.job_id)).state == "succeeded"
+            assert read_pids(data_dir / f"{request.job_id}.pids") == pids, "one run"
+            assert await rabbit.queue_depth(topology.HERK_REQUESTS.name) == 0
         finally:
             kill_quietly(pids)
 

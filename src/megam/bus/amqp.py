@@ -3,7 +3,9 @@
 * One channel with publisher confirms for publishing (``on_return_raises`` so an unroutable
   message is an error, not a silent drop); a channel per subscription for its own prefetch.
 * aio-pika replays nothing published during an outage, so ``publish`` waits for the robust
-  connection to come back, up to ``publish_timeout``, and then raises :class:`BusError`.
+  connection to come back, up to ``publish_timeout``, and then raises :class:`BusError`. A
+  nack (a quorum queue without a leader) is tried again the same way, on a new channel; only a
+  return (nowhere to route it) is a :class:`PublishError`. Subscribing waits the same way.
 * Callback consumers (not queue iterators: aio-pika #379), restored by the robust channel.
 * ``ack(confirmed=True)``: basic.ack has no reply, but RabbitMQ's channel process handles a
   channel's methods one at a time in arrival order, and aiormq writes a connection's frames in
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aio_pika
@@ -39,6 +41,7 @@ from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError
 from aio_pika.exceptions import PublishError as PikaPublishError
 
 from megam import log, topology
+from megam.backoff import Backoff
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.bus.failover import FailoverConnection, amqp_urls, redact
 from megam.topology import DEAD, Exchange, Queue
@@ -52,6 +55,10 @@ _RETRYABLE = (
     RuntimeError,
 )
 
+
+PUBLISH_RETRY_FIRST = 0.05
+PUBLISH_RETRY_MAX = 1.0
+"""How soon a publish is tried again after a lost connection or a nack."""
 
 CLAIM_RETRY_FIRST = 0.01
 CLAIM_RETRY_MAX = 0.2
@@ -165,6 +172,8 @@ class AmqpBus(Bus):
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._renewing = asyncio.Lock()
         self._claim_turn = asyncio.Lock()
         """Claims take turns: an exclusive queue locks out other connections only."""
         self._claims: aiormq.abc.AbstractConnection | None = None
@@ -173,6 +182,8 @@ class AmqpBus(Bus):
         reuse a number whose close is not finished ("second 'channel.open' seen"), a
         connection error. Here that costs a claim a retry, not every consumer a reconnect."""
         self.reconnects = 0
+        self.nacked = 0
+        """Publishing channels given up because the broker nacked a message on them."""
 
     async def connect(self) -> None:
         """Connect to the first URL of the list that answers; later losses move on along it."""
@@ -212,6 +223,8 @@ class AmqpBus(Bus):
         logger.warning("amqp.reconnected", reconnects=self.reconnects)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self._drop_claims_connection()
         if self._connection is not None:
             connection, self._connection = self._connection, None
@@ -256,38 +269,104 @@ class AmqpBus(Bus):
             correlation_id=correlation_id,
             headers=headers or None,
         )
-        deadline = asyncio.get_running_loop().time() + self._publish_timeout
-        delay = 0.05
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        backoff = Backoff(PUBLISH_RETRY_FIRST, PUBLISH_RETRY_MAX)
         while True:
+            channel = self._require_channel()
             try:
                 target = await self._exchange(exchange)
                 await target.publish(message, routing_key=routing_key)
                 return
-            except (PikaPublishError, DeliveryError) as exc:
+            except PikaPublishError as exc:  # basic.return: no queue is bound for it
                 raise PublishError(
                     f"broker refused message to {exchange}/{routing_key}: {exc}"
                 ) from exc
+            except DeliveryError as exc:  # basic.nack: not taken now, see _renew_channel
+                failure: BaseException = exc
+                await self._renew_channel(channel, exc)
             except _RETRYABLE as exc:
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise BusError(
-                        f"RabbitMQ unavailable for {self._publish_timeout:.0f}s: {exc!r}"
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                failure = exc
+            if loop.time() + backoff.upcoming > deadline:
+                raise BusError(
+                    f"RabbitMQ did not take a message to {exchange}/{routing_key} for "
+                    f"{self._publish_timeout:.0f}s: {failure!r}"
+                ) from failure
+            await backoff.wait()
+
+    async def _renew_channel(self, nacked: AbstractRobustChannel, exc: DeliveryError) -> None:
+        """Publish on a new channel from now on: the one that had a message nacked may be
+        pinned to a dead queue leader.
+
+        RabbitMQ nacks a message that a queue could not take: a quorum queue whose leader is
+        gone until a new one is elected. But a channel opened in the moment between a broker
+        node's death and the election (a client failing over at once) keeps sending to the
+        leader it found when it opened, the dead one, and nacks every message to that queue
+        until the dead node is back (RabbitMQ 3.10.8, seen in tests/cluster: 28 s of nacks on
+        one channel while another client's channel, opened 2 s later, published normally). A
+        new channel looks the leader up again."""
+        async with self._renewing:
+            if nacked is not self._channel or self._connection is None:
+                return  # renewed already by a publish nacked at the same time
+            self.nacked += 1
+            logger.warning("amqp.publish_nacked", error=str(exc))
+            fresh: AbstractRobustChannel = await self._connection.channel(  # type: ignore[assignment]
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._channel, self._exchanges = fresh, {}
+        # Publishes still waiting for their confirm on the old channel get it (or its nack).
+        self._spawn(_close_later(nacked, self._publish_timeout))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
-        channel = await self._new_channel(prefetch)
-        target = await channel.get_queue(queue, ensure=True)
-        return await self._start(channel, target, handler, max(1, prefetch))
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.get_queue(queue, ensure=True)
+            return await self._start(channel, target, handler, max(1, prefetch))
+
+        return await self._subscribe(queue, prefetch, on)
 
     async def consume_temporary(
         self, bindings: Iterable[tuple[str, str]], handler: Handler, *, prefetch: int = 100
     ) -> Subscription:
-        channel = await self._new_channel(prefetch)
-        target = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for exchange_name, key in bindings:
-            await target.bind(exchange_name, routing_key=key)
-        return await self._start(channel, target, handler, max(1, prefetch))
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.declare_queue(exclusive=True, auto_delete=True)
+            for exchange_name, key in bindings:
+                await target.bind(exchange_name, routing_key=key)
+            return await self._start(channel, target, handler, max(1, prefetch))
+
+        return await self._subscribe("a private queue", prefetch, on)
+
+    async def _subscribe(
+        self,
+        what: str,
+        prefetch: int,
+        on: Callable[[AbstractRobustChannel], Awaitable[Subscription]],
+    ) -> Subscription:
+        """Subscribe on a channel of its own, waiting out a reconnection (up to
+        ``publish_timeout``) as a publish does: a consumer asked for while the robust connection
+        fails over (herk's intake re-consumes whenever its prefetch changes) got "Connection was
+        not opened" or a reset, not a BusError, and its caller was left with no consumer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        backoff = Backoff(PUBLISH_RETRY_FIRST, PUBLISH_RETRY_MAX)
+        while True:
+            channel: AbstractRobustChannel | None = None
+            try:
+                channel = await self._new_channel(prefetch)
+                return await on(channel)
+            except _RETRYABLE as exc:
+                if channel is not None:
+                    await _best_effort("channel.close", channel.close(), OFFLINE_TEARDOWN_TIMEOUT)
+                if loop.time() + backoff.upcoming > deadline:
+                    raise BusError(
+                        f"cannot consume from {what}: RabbitMQ unavailable for "
+                        f"{self._publish_timeout:.0f}s: {exc!r}"
+                    ) from exc
+                await backoff.wait()
 
     async def queue_depth(self, queue: str) -> int:
         # A robust channel answers a repeated declare from its cache; ask on a fresh channel.
@@ -380,11 +459,13 @@ class AmqpBus(Bus):
         self, queue: str, handler: Handler, *, offset: str | int = "first", prefetch: int = 100
     ) -> Subscription:
         # A stream needs a prefetch and manual acks (no_ack closes the connection: 540).
-        channel = await self._new_channel(prefetch)
-        target = await channel.get_queue(queue, ensure=True)
-        return await self._start(
-            channel, target, handler, prefetch, arguments={"x-stream-offset": offset}
-        )
+        async def on(channel: AbstractRobustChannel) -> Subscription:
+            target = await channel.get_queue(queue, ensure=True)
+            return await self._start(
+                channel, target, handler, prefetch, arguments={"x-stream-offset": offset}
+            )
+
+        return await self._subscribe(queue, prefetch, on)
 
     async def _start(
         self,
@@ -455,6 +536,11 @@ async def _best_effort(
             await operation
     except Exception as exc:  # teardown must not fail: the broker cleans up after dead peers
         logger.warning("amqp.teardown_skipped", operation=what, error=repr(exc))
+
+
+async def _close_later(channel: AbstractRobustChannel, after: float) -> None:
+    await asyncio.sleep(after)
+    await _best_effort("channel.close", channel.close())
 
 
 async def _read_claim(
