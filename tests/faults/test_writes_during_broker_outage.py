@@ -118,7 +118,8 @@ async def test_launches_during_a_40_second_outage_are_all_accepted_and_published
     ):
         done = await asyncio.to_thread(procs.cli, *command)
         assert done.returncode == 0, done.stderr
-    stored = orjson.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_bytes())
+    saved = orjson.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_bytes())
+    stored = saved["profiles"][saved["current"]]
 
     await proxy.outage()
     ends_at = time.monotonic() + OUTAGE_SECONDS
