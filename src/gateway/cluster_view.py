@@ -40,6 +40,13 @@ class ClusterSnapshot:
             self.options.herk_silence_beats * interval, self.options.herk_silence_min_seconds
         )
 
+    def unreachable_for(self, herk: HerkNode) -> float | None:
+        """How long ``herk`` has been silent once it missed ``herk_silence_beats`` of its
+        heartbeats, else None: unreachable, not yet presumed gone (:meth:`silence_limit`)."""
+        silent = self.taken_at - herk.last_seen
+        missed = self.options.herk_silence_beats * (herk.interval or DEFAULT_BEAT_SECONDS)
+        return silent if silent > missed else None
+
     def is_alive(self, herk: HerkNode) -> bool:
         return self.taken_at - herk.last_seen <= self.silence_limit(herk)
 

@@ -8,6 +8,7 @@ import re
 from typing import Final
 
 from gateway.store.records import Retention
+from megam.bus.amqp import HEARTBEAT_SECONDS
 
 
 def _number(name: str, default: float) -> float:
@@ -53,9 +54,14 @@ class GatewayOptions:
     """Accounts that may run the cluster (``/v1/cluster…``, dead letters): MEGAM_ADMIN_EMAILS,
     comma-separated. Onboarding is open, so authority is never taken from a request body."""
     herk_silence_beats: float = 3.0
-    """A herk node is gone once it missed this many of its heartbeat intervals …"""
-    herk_silence_min_seconds: float = 15.0
-    """… and at least this long, so one late beat on a loaded machine is not a death."""
+    """A herk node that missed this many of its heartbeat intervals is unreachable: its running
+    jobs say so (``herk_node_unreachable``), nothing ends yet. It is presumed gone (its accepted
+    jobs end ``interrupted``, presumed) once it missed as many …"""
+    herk_silence_min_seconds: float = 2.0 * HEARTBEAT_SECONDS
+    """… and stayed silent at least this long (MEGAM_GATEWAY_HERK_SILENCE): twice the AMQP
+    heartbeat timeout herk's connection uses. A cut connection is found dead within one timeout
+    and herk reconnects and beats within the next, so a node the bus merely lost for a moment is
+    never presumed gone."""
     reconcile_interval_seconds: float = 2.0
     """How often the reconciler looks for jobs no herk node holds any more."""
     log_retention_days: float = 30.0

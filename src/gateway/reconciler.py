@@ -5,11 +5,13 @@ broker's consumer timeout); after that only the herk node that holds them can re
 and its heartbeats list them (``Heartbeat.jobs``, ``accepted``). Two rules (``docs/wire.md``):
 
 * **The node stopped.** Node H sent no heartbeat for ``herk_silence_beats`` times its interval (at
-  least ``herk_silence_min_seconds``), while this gateway was connected and not behind on its
-  event queue the whole time (so the silence is H's, not ours or the broker's). Every job
-  ``running`` on H that H's last heartbeat listed as accepted ends ``interrupted``: "herk node H
-  stopped sending heartbeats". Jobs H listed as not accepted are left alone: the broker gives
-  them to the next herk node.
+  least ``herk_silence_min_seconds``: twice the AMQP heartbeat timeout, so a connection the bus
+  merely lost is found dead and reconnected first; until then H's jobs only show
+  ``herk_node_unreachable``, see gateway/waiting.py), while this gateway was connected and not
+  behind on its event queue the whole time (so the silence is H's, not ours or the broker's).
+  Every job ``running`` on H that H's last heartbeat listed as accepted ends ``interrupted``:
+  "herk node H stopped sending heartbeats". Jobs H listed as not accepted are left alone: the
+  broker gives them to the next herk node.
 * **The node forgot it.** H still beats, is not draining, and a heartbeat at least one silence
   limit newer than the job's last change lists it neither in ``inflight`` nor in ``jobs``, and
   no other live node holds it: it ends ``interrupted`` ("herk node H no longer holds it").

@@ -3,8 +3,9 @@
 Codes: ``broker_unreachable`` (the gateway's outbox holds it), ``cancel_requested``,
 ``retry_scheduled`` (herk publishes the next attempt after a backoff), ``no_herk_node`` (no fresh
 heartbeat from any herk node), ``queued_behind`` (N jobs ready before it in ``herk.requests``),
-``herk_node_silent`` (running on a node that stopped beating: the reconciler or a redelivery
-will settle it), ``running``.
+``herk_node_unreachable`` (running on a node that missed its heartbeats, for less than the
+silence limit: nothing is decided yet), ``herk_node_silent`` (running on a node silent beyond
+the limit: the reconciler or a redelivery will settle it), ``running``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def _running(job: Job, cluster: ClusterSnapshot) -> dict[str, Any]:
             "herk_node_silent",
             f"herk node {herk.name} sent no heartbeat for {silent:.0f} s; the job ends "
             "interrupted, or runs again elsewhere if the broker still had it",
+        )
+    unreachable = cluster.unreachable_for(herk) if herk is not None else None
+    if herk is not None and unreachable is not None:
+        limit = cluster.silence_limit(herk)
+        return _reason(
+            "herk_node_unreachable",
+            f"herk node {herk.name} unreachable for {unreachable:.0f} s; after {limit:.0f} s "
+            "of silence the job is presumed interrupted, until the node reports its outcome",
+            unreachable_seconds=round(unreachable),
         )
     where = f" on herk node {job.herk}" if job.herk else ""
     return _reason("running", f"running{where}")

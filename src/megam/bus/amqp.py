@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import aio_pika
 import aiormq
@@ -163,8 +163,15 @@ class _AmqpSubscription(Subscription):
             await _best_effort("channel.close", self._channel.close())
 
 
+HEARTBEAT_SECONDS: Final = 30
+"""The AMQP heartbeat timeout every Megam service asks for: a connection that carried nothing
+for about this long is found dead (by the broker and by the client) and reconnected."""
+
+
 class AmqpBus(Bus):
-    def __init__(self, url: str, *, publish_timeout: float = 30.0, heartbeat: int = 30) -> None:
+    def __init__(
+        self, url: str, *, publish_timeout: float = 30.0, heartbeat: int = HEARTBEAT_SECONDS
+    ) -> None:
         self._urls = amqp_urls(url)
         self._publish_timeout = publish_timeout
         self._heartbeat = heartbeat
