@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -66,6 +67,12 @@ class Processes:
         return subprocess.run(
             [MEGAM, *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
+
+
+def saved_account(procs: Processes) -> dict[str, str]:
+    """The account the CLI saved last (its current profile in the credentials file)."""
+    saved = json.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_text())
+    return saved["profiles"][saved["current"]]
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

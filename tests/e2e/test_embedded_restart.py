@@ -8,14 +8,12 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from megam_cli.client import ApiClient
-from tests.e2e.conftest import Processes, free_port, wait_http
+from tests.e2e.conftest import Processes, free_port, saved_account, wait_http
 
 LAUNCHES = 20
 BEHIND_ONE_WORKER = 12
@@ -143,7 +141,7 @@ async def get(procs: Processes, path: str) -> Any:
 
 
 def client(procs: Processes) -> ApiClient:
-    stored = orjson.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_bytes())
+    stored = saved_account(procs)
     return ApiClient(procs.env["MEGAM_URL"], stored["email"], stored["api_key"])
 
 

@@ -24,7 +24,7 @@ from megam import topology, wire
 from megam.bus import Delivery
 from megam.bus.amqp import AmqpBus
 from megam_cli.client import ApiClient
-from tests.e2e.conftest import Processes, free_port, wait_http
+from tests.e2e.conftest import Processes, free_port, saved_account, wait_http
 from tests.faults.outage_proxy import OutageProxy
 
 OUTAGE_SECONDS = 40
@@ -118,8 +118,7 @@ async def test_launches_during_a_40_second_outage_are_all_accepted_and_published
     ):
         done = await asyncio.to_thread(procs.cli, *command)
         assert done.returncode == 0, done.stderr
-    saved = orjson.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_bytes())
-    stored = saved["profiles"][saved["current"]]
+    stored = saved_account(procs)
 
     await proxy.outage()
     ends_at = time.monotonic() + OUTAGE_SECONDS
