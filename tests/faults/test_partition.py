@@ -18,12 +18,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from gateway.options import GatewayOptions
 from megam_cli.client import ApiClient
-from tests.e2e.conftest import Processes, free_port, megam_environment, wait_http
+from tests.e2e.conftest import (
+    Processes,
+    free_port,
+    megam_environment,
+    saved_account,
+    wait_http,
+)
 from tests.faults.faultkit import REPO
 from tests.faults.tcp_proxy import TcpProxy
 
@@ -104,8 +109,7 @@ async def test_a_knife_create_across_a_75_s_partition_ends_succeeded_exactly_onc
 ) -> None:
     procs, argv_log = services, tmp_path / "argv.jsonl"
     await started(procs, proxy, argv_log)
-    saved = orjson.loads(Path(procs.env["MEGAM_CREDENTIALS"]).read_bytes())
-    me = saved["profiles"][saved["current"]]
+    me = saved_account(procs)
     async with ApiClient(procs.env["MEGAM_URL"], me["email"], me["api_key"]) as api:
         answer = await api.post(
             "/v1/nodes/content",
