@@ -145,17 +145,18 @@ def _hold(job_dir: Path) -> int:
 
 def sweep_stale(root: Path) -> list[Path]:
     """Remove the job dirs of jobs that died with their herk node (SIGKILL, a crash) before
-    they could: they may hold a deploy key. A live job holds its dir's lock; a dir without a
-    lock file is spared for a minute (its job may be about to take it)."""
+    they could: they may hold a deploy key. A live job holds its dir's lock. A dir less than a
+    minute old is spared whatever its lock says: its job may be between making the dir and
+    locking it (a sweep taking the lock in that moment removed a live job's checkout)."""
     removed = []
     for job_dir in root.glob("job-*"):
+        if time.time() - _mtime(job_dir) < 60:
+            continue
         try:
             fd = os.open(job_dir / "lock", os.O_RDWR)
         except FileNotFoundError:
-            young = time.time() - _mtime(job_dir) < 60
-            if not young:
-                shutil.rmtree(job_dir, ignore_errors=True)
-                removed.append(job_dir)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            removed.append(job_dir)
             continue
         except OSError:
             continue

@@ -475,6 +475,18 @@ class TestWhatADeadJobLeavesBehind:
         with check_out(tenant_repo, "main", data_dir) as found:
             assert found.commit == git("rev-parse", "HEAD", cwd=pusher)
 
+    def test_a_job_dir_made_this_minute_is_kept_even_before_its_job_locks_it(
+        self, tenant_repo: TenantRepo, data_dir: Path
+    ) -> None:
+        root = data_dir / "chef-repos" / "ACT1001"
+        root.mkdir(parents=True)
+        starting = root / "job-RIP10-starting"
+        starting.mkdir()
+        (starting / "lock").write_text("")  # created, not locked yet: a concurrent job starting
+        with check_out(tenant_repo, "main", data_dir):
+            pass
+        assert starting.exists(), "a sweep must not take the lock of a job that is starting"
+
     def test_a_job_dir_whose_job_died_is_removed_by_the_next_checkout_a_live_one_kept(
         self, tenant_repo: TenantRepo, data_dir: Path
     ) -> None:
@@ -485,13 +497,14 @@ class TestWhatADeadJobLeavesBehind:
             job_dir.mkdir()
         (dead / "lock").write_text("")
         (dead / "deploy_key").write_text(DEPLOY_KEY)  # left by a herk node SIGKILLed mid-fetch
+        os.utime(dead, (0, 0))  # a minute old at least: a younger dir may be a job starting
         with open(live / "lock", "w") as held:
             fcntl.flock(held, fcntl.LOCK_EX)  # its job still runs
             with check_out(tenant_repo, "main", data_dir):
                 pass
             assert not dead.exists(), "the dead job's deploy key is gone"
             assert live.exists() and starting.exists()
-            # a dir without a lock file is spared for a minute (its job may be taking it)
+            # a dir is spared for its first minute (its job may be between mkdir and lock)
             os.utime(starting, (0, 0))
             with check_out(tenant_repo, "main", data_dir):
                 pass
