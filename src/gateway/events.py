@@ -28,7 +28,6 @@ logger = log.get("gateway.events")
 
 Applier = Callable[[Any], Awaitable[EventOutcome]]
 MAX_REASON: Final = 1000
-ROUTING_KEY_HEADER: Final = "x-megam-routing-key"
 
 
 class EventConsumer:
@@ -112,7 +111,7 @@ class EventConsumer:
             delivery.body,
             message_id=delivery.message_id,
             correlation_id=delivery.correlation_id,
-            headers={topology.REASON_HEADER: reason, ROUTING_KEY_HEADER: delivery.routing_key},
+            headers={wire.REASON_HEADER: reason, wire.ROUTING_KEY_HEADER: delivery.routing_key},
         )
         metrics.EVENTS.labels(kind=kind, outcome="dead_lettered").inc()
         await delivery.ack()
