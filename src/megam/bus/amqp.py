@@ -39,6 +39,7 @@ from aio_pika.exceptions import ChannelInvalidStateError, DeliveryError
 from aio_pika.exceptions import PublishError as PikaPublishError
 
 from megam import log, topology
+from megam.backoff import Backoff
 from megam.bus.base import Bus, BusError, Delivery, Handler, PublishError, Subscription
 from megam.bus.failover import FailoverConnection, amqp_urls, redact
 from megam.topology import DEAD, Exchange, Queue
@@ -257,7 +258,7 @@ class AmqpBus(Bus):
             headers=headers or None,
         )
         deadline = asyncio.get_running_loop().time() + self._publish_timeout
-        delay = 0.05
+        backoff = Backoff(first=0.05, cap=1.0)
         while True:
             try:
                 target = await self._exchange(exchange)
@@ -268,12 +269,11 @@ class AmqpBus(Bus):
                     f"broker refused message to {exchange}/{routing_key}: {exc}"
                 ) from exc
             except _RETRYABLE as exc:
-                if asyncio.get_running_loop().time() + delay > deadline:
+                if asyncio.get_running_loop().time() + backoff.upcoming > deadline:
                     raise BusError(
                         f"RabbitMQ unavailable for {self._publish_timeout:.0f}s: {exc!r}"
                     ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                await backoff.wait()
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int) -> Subscription:
         channel = await self._new_channel(prefetch)
@@ -307,7 +307,7 @@ class AmqpBus(Bus):
     async def _claim_in_turn(self, key: str, holder: str, keep_seconds: float) -> str | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
-        delay = CLAIM_RETRY_FIRST
+        backoff = Backoff(first=CLAIM_RETRY_FIRST, cap=CLAIM_RETRY_MAX)
         while True:
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
@@ -315,19 +315,17 @@ class AmqpBus(Bus):
             except (aiormq.exceptions.ConnectionClosed, ConnectionError) as exc:
                 # the claims connection broke (or was broken by a channel race): a new one
                 await self._drop_claims_connection()
-                if loop.time() + delay > deadline:
+                if loop.time() + backoff.upcoming > deadline:
                     raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, CLAIM_RETRY_MAX)
+                await backoff.wait()
             except aiormq.exceptions.ChannelLockedResource:
                 # Another connection is claiming the key: its claim will be the answer.
-                if loop.time() + delay > deadline:
+                if loop.time() + backoff.upcoming > deadline:
                     raise BusError(
                         f"{key!r} stayed locked by another claimant for "
                         f"{self._publish_timeout:.0f}s"
                     ) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, CLAIM_RETRY_MAX)
+                await backoff.wait()
             except (TimeoutError, *_RETRYABLE, aiormq.exceptions.AMQPError) as exc:
                 raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
 
