@@ -242,6 +242,13 @@ class TestDocumentationAgreesWithCode:
         for cctype in typing.get_args(params.KnifeCloudType):
             assert f"`{cctype}`" in section
 
+    def test_every_header_is_documented(self) -> None:
+        section = DOC.split("## Message headers", 1)[1].split("\n## ", 1)[0]
+        headers = [value for name, value in vars(wire).items() if name.endswith("_HEADER")]
+        assert len(headers) == 6
+        for header in headers:
+            assert f"`{header}`" in section, f"{header} missing from docs/wire.md"
+
     def test_every_state_is_documented(self) -> None:
         for state in wire.JobState:
             assert f"`{state.value}`" in DOC

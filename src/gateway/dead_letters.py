@@ -25,7 +25,6 @@ COLLECT_SECONDS: Final = 2.0
 SETTLE_SECONDS: Final = 0.2
 """How long to wait for more than it said: a quorum queue counts a message handed back by the
 previous reader only a moment after that reader closed."""
-REQUEUED_HEADER: Final = "x-megam-requeued-by"
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,7 +38,7 @@ class DeadLetter:
 
     def view(self) -> dict[str, Any]:
         headers = self.delivery.headers or {}
-        reason = headers.get(topology.REASON_HEADER, "")
+        reason = headers.get(wire.REASON_HEADER, "")
         out: dict[str, Any] = {
             "id": self.key,
             "reason": reason.decode() if isinstance(reason, bytes) else str(reason),
@@ -107,7 +106,7 @@ async def requeue(bus: Bus, letter: DeadLetter, requested_by: str) -> None:
         letter.delivery.body,
         message_id=letter.request.job_id,
         correlation_id=letter.request.correlation_id or None,
-        headers={REQUEUED_HEADER: requested_by},
+        headers={wire.REQUEUED_HEADER: requested_by},
     )
     await letter.delivery.ack()
 

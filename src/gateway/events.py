@@ -10,7 +10,6 @@ then acknowledged: the consumer never stops on one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -22,13 +21,13 @@ from gateway.store import Store, StoreError
 from gateway.store.records import EventOutcome
 from gateway.tail import Notifier
 from megam import log, topology, wire
+from megam.backoff import Backoff
 from megam.bus import Bus, Delivery, Subscription
 
 logger = log.get("gateway.events")
 
 Applier = Callable[[Any], Awaitable[EventOutcome]]
 MAX_REASON: Final = 1000
-ROUTING_KEY_HEADER: Final = "x-megam-routing-key"
 
 
 class EventConsumer:
@@ -86,16 +85,17 @@ class EventConsumer:
     async def _apply_until_stored(self, apply: Applier, event: Any) -> EventOutcome:
         # A store outage must not burn the queue's delivery limit and dead-letter good events:
         # hold the delivery (prefetch bounds how many) and retry until the store answers.
-        delay = 0.1
+        backoff = Backoff(first=0.1, cap=5.0)
         while True:
             try:
                 return await apply(event)
             except StoreError as exc:
                 if self._stopping:
                     raise
-                logger.warning("event.store_unavailable", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                logger.warning(
+                    "event.store_unavailable", error=str(exc), retry_in=backoff.upcoming
+                )
+                await backoff.wait()
 
     async def _heartbeat(self, beat: wire.Heartbeat) -> EventOutcome:
         await self._store.record_heartbeat(beat)
@@ -112,7 +112,7 @@ class EventConsumer:
             delivery.body,
             message_id=delivery.message_id,
             correlation_id=delivery.correlation_id,
-            headers={topology.REASON_HEADER: reason, ROUTING_KEY_HEADER: delivery.routing_key},
+            headers={wire.REASON_HEADER: reason, wire.ROUTING_KEY_HEADER: delivery.routing_key},
         )
         metrics.EVENTS.labels(kind=kind, outcome="dead_lettered").inc()
         await delivery.ack()

@@ -8,17 +8,8 @@ import re
 from typing import Final
 
 from gateway.store.records import Retention
+from megam import env
 from megam.bus.amqp import HEARTBEAT_SECONDS
-
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,35 +80,35 @@ class GatewayOptions:
     @classmethod
     def from_env(cls) -> GatewayOptions:
         default = cls()
-        skew_minutes = _number(
+        skew_minutes = env.number(
             "MEGAM_GATEWAY_CLOCK_SKEW_MINUTES", (default.clock_skew_seconds or 0) / 60
         )
         return cls(
             host=os.environ.get("MEGAM_GATEWAY_HOST") or default.host,
-            max_body_bytes=int(_number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
+            max_body_bytes=int(env.number("MEGAM_GATEWAY_MAX_BODY", default.max_body_bytes)),
             clock_skew_seconds=skew_minutes * 60 if skew_minutes > 0 else None,
             client_utc_offsets=_utc_offsets(os.environ.get("MEGAM_GATEWAY_CLIENT_UTC_OFFSETS", "")),
-            header_timeout_seconds=_number(
+            header_timeout_seconds=env.number(
                 "MEGAM_GATEWAY_HEADER_TIMEOUT", default.header_timeout_seconds
             ),
-            body_timeout_seconds=_number(
+            body_timeout_seconds=env.number(
                 "MEGAM_GATEWAY_BODY_TIMEOUT", default.body_timeout_seconds
             ),
-            publish_wait_seconds=_number(
+            publish_wait_seconds=env.number(
                 "MEGAM_GATEWAY_PUBLISH_WAIT", default.publish_wait_seconds
             ),
-            keepalive_seconds=_number("MEGAM_GATEWAY_KEEPALIVE", default.keepalive_seconds),
+            keepalive_seconds=env.number("MEGAM_GATEWAY_KEEPALIVE", default.keepalive_seconds),
             admin_emails=_emails(os.environ.get("MEGAM_ADMIN_EMAILS", "")),
-            herk_silence_min_seconds=_number(
+            herk_silence_min_seconds=env.number(
                 "MEGAM_GATEWAY_HERK_SILENCE", default.herk_silence_min_seconds
             ),
-            log_retention_days=_number(
+            log_retention_days=env.number(
                 "MEGAM_GATEWAY_LOG_RETENTION_DAYS", default.log_retention_days
             ),
-            job_retention_days=_number(
+            job_retention_days=env.number(
                 "MEGAM_GATEWAY_JOB_RETENTION_DAYS", default.job_retention_days
             ),
-            rollup_interval_seconds=_number(
+            rollup_interval_seconds=env.number(
                 "MEGAM_GATEWAY_ROLLUP_INTERVAL", default.rollup_interval_seconds
             ),
             metric_retention_days=_metric_days(

@@ -19,6 +19,7 @@ from gateway.options import GatewayOptions
 from gateway.store import Store, StoreError
 from gateway.store.records import OutboxEntry
 from megam import log, topology
+from megam.backoff import Backoff
 from megam.bus import Bus
 
 logger = log.get("gateway.publisher")
@@ -42,6 +43,10 @@ class JobPublisher:
         self._bus = bus
         self._options = options
         self._clock = clock
+        # the outbox keeps each entry's count of failed publishes; this turns it into a delay
+        # (a cap below half a second, as in tests, is every delay)
+        cap = options.outbox_max_backoff_seconds
+        self._backoff = Backoff(first=min(0.5, cap), cap=cap)
         self._kick = asyncio.Event()
         self._sent: GroupCommit[str, None] = GroupCommit(self._mark_all_sent)
 
@@ -124,12 +129,9 @@ class JobPublisher:
         now = self._clock()
         try:
             for entry in entries:
-                retry_at = now + self._backoff(entry.attempts)
+                retry_at = now + self._backoff.after(entry.attempts)
                 await self._store.outbox_failed(entry.job_id, error, retry_at, now)
         except StoreError as exc:
             # the entries stay claimed until their lease ends, then the loop takes them again
             logger.warning("outbox.defer_failed", error=str(exc))
         metrics.PUBLISH_FAILURES.inc(len(entries))
-
-    def _backoff(self, attempts: int) -> float:
-        return min(self._options.outbox_max_backoff_seconds, 0.5 * 2**attempts)

@@ -10,10 +10,10 @@ ack-after-outcome, where redelivery is their retry (docs/herk.md, "Delivery sema
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Final
 
 from herk.catalogue import JobDefinition
+from megam import env
 
 CONSUMER_TIMEOUT_VARIABLE: Final = "MEGAM_BROKER_CONSUMER_TIMEOUT"
 DEFAULT_CONSUMER_TIMEOUT: Final = 1800.0
@@ -37,8 +37,8 @@ class AcceptancePolicy:
     @classmethod
     def from_env(cls) -> AcceptancePolicy:
         return cls(
-            _seconds(CONSUMER_TIMEOUT_VARIABLE, DEFAULT_CONSUMER_TIMEOUT),
-            _seconds(CLAIM_KEEP_VARIABLE, DEFAULT_CLAIM_KEEP),
+            env.seconds(CONSUMER_TIMEOUT_VARIABLE, DEFAULT_CONSUMER_TIMEOUT, positive=True),
+            env.seconds(CLAIM_KEEP_VARIABLE, DEFAULT_CLAIM_KEEP, positive=True),
         )
 
     @property
@@ -56,16 +56,3 @@ def longest_hold(definition: JobDefinition) -> float:
     before it starts) plus the run, its kill grace and the stuck margin."""
     backoff = definition.retry.backoff_max if definition.retry.max_attempts > 1 else 0.0
     return backoff + definition.timeout + definition.kill_grace + STUCK_MARGIN
-
-
-def _seconds(variable: str, default: float) -> float:
-    raw = os.environ.get(variable)
-    if not raw:
-        return default
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"{variable} must be positive")
-    return seconds

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Final
 
 from herk.admission import Identity
-from herk.flight import NOT_BEFORE_HEADER
 from herk.outbox import EventOutbox, Outgoing
 from megam import topology, wire
 from megam.bus import Bus, Delivery
@@ -103,10 +102,6 @@ class EventPublisher:
         )
 
 
-HANDED_BACK_HEADER: Final = "x-megam-handed-back-by"
-HERK_HEADER: Final = "x-megam-herk"
-
-
 class RequestPublisher:
     """What herk puts back on the request side: the next attempt, a request handed back, a dead
     letter. Each waits for the broker's confirm."""
@@ -123,7 +118,7 @@ class RequestPublisher:
             wire.encode(following),
             message_id=f"{following.job_id}.{following.attempt}",
             correlation_id=following.correlation_id or None,
-            headers={NOT_BEFORE_HEADER: not_before_ms},
+            headers={wire.NOT_BEFORE_HEADER: not_before_ms},
         )
 
     async def hand_back(self, delivery: Delivery, job_type: str) -> None:
@@ -134,15 +129,15 @@ class RequestPublisher:
             delivery.body,
             message_id=delivery.message_id,
             correlation_id=delivery.correlation_id,
-            headers={**delivery.headers, HANDED_BACK_HEADER: self._herk},
+            headers={**delivery.headers, wire.HANDED_BACK_HEADER: self._herk},
         )
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         headers = {
             key: value for key, value in delivery.headers.items() if not key.startswith("x-")
         }
-        headers[topology.REASON_HEADER] = reason[:2000]
-        headers[HERK_HEADER] = self._herk
+        headers[wire.REASON_HEADER] = reason[:2000]
+        headers[wire.HERK_HEADER] = self._herk
         await self._bus.publish(
             topology.DEAD.name,
             topology.HERK_REQUESTS.dead_letter_to or topology.HERK_REQUESTS.name,

@@ -18,10 +18,6 @@ from herk.control import JobControl, StopReason
 from megam import wire
 from megam.bus import Delivery
 
-NOT_BEFORE_HEADER = "x-megam-not-before-ms"
-"""On a retried attempt: epoch milliseconds before which it must not start (its backoff). An
-integer: AMQP carries a Python float as a 32-bit one, minutes off for an epoch time."""
-
 
 class Phase(enum.IntEnum):
     WAITING = 1
@@ -82,7 +78,7 @@ class Flight:
     @property
     def not_before(self) -> float:
         """Epoch seconds."""
-        raw = self.delivery.headers.get(NOT_BEFORE_HEADER)
+        raw = self.delivery.headers.get(wire.NOT_BEFORE_HEADER)
         return raw / 1000 if isinstance(raw, int) else 0.0
 
     def held_job(self) -> wire.HeldJob:

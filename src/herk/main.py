@@ -7,14 +7,13 @@ grace period, hand back) before it closes the broker connection.
 from __future__ import annotations
 
 import asyncio
-import os
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from herk.acceptance import AcceptancePolicy
 from herk.node import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_SAMPLE_SECONDS, HerkNode
-from megam import log
+from megam import env, log
 from megam.bus import Bus
 from megam.bus.amqp import AmqpBus
 from megam.config import DEFAULT_AMQP_URL, Settings
@@ -35,20 +34,20 @@ def build_node(settings: Settings, bus: Bus, sealer: Sealer) -> HerkNode:
         settings,
         bus,
         sealer,
-        heartbeat_seconds=_seconds(HEARTBEAT_VARIABLE, DEFAULT_HEARTBEAT_SECONDS),
+        heartbeat_seconds=env.seconds(HEARTBEAT_VARIABLE, DEFAULT_HEARTBEAT_SECONDS),
         policy=AcceptancePolicy.from_env(),
-        sample_seconds=_seconds(SAMPLE_VARIABLE, DEFAULT_SAMPLE_SECONDS),
+        sample_seconds=env.seconds(SAMPLE_VARIABLE, DEFAULT_SAMPLE_SECONDS),
     )
 
 
 def metrics_host() -> str:
     """Where ``/metrics`` and ``/healthz`` listen: this machine only, unless
     ``MEGAM_HERK_METRICS_HOST`` opens them (e.g. ``0.0.0.0`` for a Prometheus elsewhere)."""
-    return os.environ.get(METRICS_HOST_VARIABLE) or "127.0.0.1"
+    return env.text(METRICS_HOST_VARIABLE, "127.0.0.1")
 
 
 def stop_grace() -> float:
-    return _seconds(STOP_GRACE_VARIABLE, 30.0)
+    return env.seconds(STOP_GRACE_VARIABLE, 30.0)
 
 
 async def serve(settings: Settings) -> None:
@@ -100,16 +99,3 @@ def health_app(node: HerkNode) -> web.Application:
 
     app.router.add_get("/healthz", healthz)
     return app
-
-
-def _seconds(variable: str, default: float) -> float:
-    raw = os.environ.get(variable)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{variable} must not be negative")
-    return value

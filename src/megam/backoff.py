@@ -20,22 +20,29 @@ class Backoff:
     factor: float = 2.0
     jitter: bool = False  # "equal jitter": half the delay fixed, half random
     uniform: Callable[[], float] = random.random
-    _next: float = field(init=False, repr=False)
+    _failures: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.first <= 0 or self.cap < self.first or self.factor < 1:
             raise ValueError("a backoff needs 0 < first <= cap and factor >= 1")
-        self._next = self.first
+
+    def after(self, failures: int) -> float:
+        """The delay (before jitter) after ``failures`` failures in a row, 0 giving ``first``: for a
+        loop that keeps its count elsewhere (the gateway's outbox keeps it in the store)."""
+        try:
+            return min(self.cap, self.first * self.factor ** max(0, failures))
+        except OverflowError:
+            return self.cap
 
     @property
     def upcoming(self) -> float:
         """The most the next :meth:`wait` will sleep (before jitter)."""
-        return self._next
+        return self.after(self._failures)
 
     def delay(self) -> float:
         """The next delay; each call doubles (by ``factor``) the following one, up to ``cap``."""
-        current = self._next
-        self._next = min(self.cap, current * self.factor)
+        current = self.upcoming
+        self._failures += 1
         return current / 2 + self.uniform() * current / 2 if self.jitter else current
 
     async def wait(self) -> float:
@@ -44,4 +51,4 @@ class Backoff:
         return delay
 
     def reset(self) -> None:
-        self._next = self.first
+        self._failures = 0

@@ -12,29 +12,16 @@ import socket
 import sys
 from pathlib import Path
 
+from megam import env
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_GATEWAY_PORT = 9000
 DEFAULT_UID_PORT = 7609  # the port Megam's snowflake fork listened on
 DEFAULT_HERK_METRICS_PORT = 9100
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-
-
 def default_data_dir() -> Path:
-    return Path(_env("MEGAM_DATA_DIR") or Path.home() / ".megam").expanduser()
+    return Path(env.text("MEGAM_DATA_DIR") or Path.home() / ".megam").expanduser()
 
 
 def default_herk_name() -> str:
@@ -64,19 +51,19 @@ class Settings:
         data_dir = Path(str(overrides.get("data_dir") or default_data_dir())).expanduser()
         values: dict[str, object] = {
             "data_dir": data_dir,
-            "amqp_url": _env("MEGAM_AMQP_URL"),
-            "store_url": _env("MEGAM_STORE_URL") or f"sqlite:///{data_dir / 'megam.db'}",
-            "uid_url": _env("MEGAM_UID_URL"),
-            "gateway_port": _env_int("MEGAM_PORT", DEFAULT_GATEWAY_PORT),
-            "uid_port": _env_int("MEGAM_UID_PORT", DEFAULT_UID_PORT),
-            "herk_metrics_port": _env_int("MEGAM_HERK_METRICS_PORT", DEFAULT_HERK_METRICS_PORT),
-            "workers": _env_int("MEGAM_WORKERS", 4),
-            "herk_name": _env("MEGAM_HERK_NAME") or default_herk_name(),
-            "actors_dir": Path(_env("MEGAM_ACTORS_DIR") or _bundled_actors_dir()),
-            "secret_key_file": Path(_env("MEGAM_SECRET_KEY_FILE") or data_dir / "secret.key"),
-            "log_level": (_env("MEGAM_LOG_LEVEL") or "info").lower(),
-            "datacenter_id": _env_int("MEGAM_DATACENTER_ID", 0),
-            "worker_id": _env_int("MEGAM_WORKER_ID", -1),
+            "amqp_url": env.text("MEGAM_AMQP_URL"),
+            "store_url": env.text("MEGAM_STORE_URL") or f"sqlite:///{data_dir / 'megam.db'}",
+            "uid_url": env.text("MEGAM_UID_URL"),
+            "gateway_port": env.integer("MEGAM_PORT", DEFAULT_GATEWAY_PORT),
+            "uid_port": env.integer("MEGAM_UID_PORT", DEFAULT_UID_PORT),
+            "herk_metrics_port": env.integer("MEGAM_HERK_METRICS_PORT", DEFAULT_HERK_METRICS_PORT),
+            "workers": env.integer("MEGAM_WORKERS", 4),
+            "herk_name": env.text("MEGAM_HERK_NAME") or default_herk_name(),
+            "actors_dir": Path(env.text("MEGAM_ACTORS_DIR") or _bundled_actors_dir()),
+            "secret_key_file": Path(env.text("MEGAM_SECRET_KEY_FILE") or data_dir / "secret.key"),
+            "log_level": (env.text("MEGAM_LOG_LEVEL") or "info").lower(),
+            "datacenter_id": env.integer("MEGAM_DATACENTER_ID", 0),
+            "worker_id": env.integer("MEGAM_WORKER_ID", -1),
         }
         if values["worker_id"] == -1:
             values["worker_id"] = None

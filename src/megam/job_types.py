@@ -9,7 +9,6 @@ is declared once; gateway and herk do not import each other, both import this ke
 from __future__ import annotations
 
 import functools
-import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Final
 
 import msgspec
 
+from megam import env
 from megam.config import _bundled_actors_dir
 from megam.params import KnifeParams, NoParams, Params, RunListParams
 
@@ -85,4 +85,4 @@ def read(directory: Path) -> JobTypes:
 @functools.cache
 def bundled() -> JobTypes:
     """The catalogue named by ``MEGAM_ACTORS_DIR``, else the installed one (as ``Settings``)."""
-    return read(Path(os.environ.get("MEGAM_ACTORS_DIR") or _bundled_actors_dir()))
+    return read(Path(env.text("MEGAM_ACTORS_DIR") or _bundled_actors_dir()))

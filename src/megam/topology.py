@@ -66,10 +66,6 @@ HERK_QUEUES: Final = (HERK_REQUESTS, HERK_REQUESTS_DEAD, HERK_CANCELS)
 GATEWAY_QUEUES: Final = (GATEWAY_EVENTS, GATEWAY_EVENTS_DEAD)
 ALL_QUEUES: Final = HERK_QUEUES + GATEWAY_QUEUES
 
-REASON_HEADER: Final = "x-megam-reason"
-"""Header carrying the human-readable reason on a dead-lettered message."""
-
-
 def job_claim_key(job_id: str) -> str:
     """The key under which a herk node claims the one run of a job that is not idempotent
     (``Bus.claim_once``). On RabbitMQ it is the name of the durable queue recording the claim."""

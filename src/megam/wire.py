@@ -19,6 +19,25 @@ SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1024 * 1024
 """Bodies above this size are refused before they are parsed."""
 
+# AMQP message headers (``x-megam-*``): the only place their names are spelled. HTTP header
+# names are the HTTP contract and live in ``megam.hmac``.
+REASON_HEADER: Final = "x-megam-reason"
+"""Set by whoever dead-letters a message (herk, the gateway): the human-readable reason it was
+refused or given up on."""
+NOT_BEFORE_HEADER: Final = "x-megam-not-before-ms"
+"""Set by herk on a retried attempt's request: epoch milliseconds (an integer) before which no
+herk node starts it. An integer: AMQP carries a Python float as a 32-bit one, minutes off for an
+epoch time."""
+HANDED_BACK_HEADER: Final = "x-megam-handed-back-by"
+"""Set by a herk node that hands a request it accepted back to the queue (it is stopping or
+full): the name of that node, so another one takes it."""
+HERK_HEADER: Final = "x-megam-herk"
+"""Set by herk on a message it dead-letters: the name of the herk node that refused it."""
+REQUEUED_HEADER: Final = "x-megam-requeued-by"
+"""Set by the gateway when an operator requeues a dead letter: who asked for it."""
+ROUTING_KEY_HEADER: Final = "x-megam-routing-key"
+"""Set by the gateway on an event it dead-letters: the routing key the event arrived with."""
+
 NodeName = Annotated[
     str,
     msgspec.Meta(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +11,7 @@ import aiohttp
 import orjson
 
 from megam import hmac
+from megam.backoff import Backoff
 
 
 class ApiError(Exception):
@@ -99,7 +99,7 @@ class ApiClient:
     ) -> AsyncIterator[SseEvent]:
         """Server-Sent Events from ``path``, reconnecting with ``Last-Event-ID`` after a drop."""
         assert self._session is not None
-        delay = 0.2
+        backoff = Backoff(first=0.2, cap=5.0)
         while True:
             resuming = last_event_id is not None
             target = hmac.request_target(path, {"tail": None if resuming else tail})
@@ -116,14 +116,13 @@ class ApiClient:
                         raise ApiError(
                             resp.status, str(data.get("msg", data)), str(data.get("more", ""))
                         )
-                    delay = 0.2
+                    backoff.reset()
                     async for event in _parse_sse(resp.content):
                         if event.id is not None:
                             last_event_id = event.id
                         yield event
             except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait()
 
 
 async def _parse_sse(stream: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:

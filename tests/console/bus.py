@@ -47,7 +47,7 @@ def dead_letter(amqp_url: str, body: bytes, reason: str) -> None:
     """Park ``body`` in ``herk.requests.dead`` with ``reason``, as herk does when it gives up."""
 
     async def send(bus: AmqpBus) -> None:
-        headers = {topology.REASON_HEADER: reason}
+        headers = {wire.REASON_HEADER: reason}
         await bus.publish(topology.DEAD.name, topology.HERK_REQUESTS.name, body, headers=headers)
 
     _on_the_broker(amqp_url, send)

@@ -7,7 +7,6 @@ import time
 
 from playwright.sync_api import Locator, Page, expect
 
-from gateway.dead_letters import REQUEUED_HEADER
 from megam import topology, wire
 from tests.console import bus, console
 from tests.console.conftest import OPERATOR, Gateway
@@ -87,7 +86,7 @@ def test_an_operator_requeues_a_dead_letter_to_herk(
     expect(page.locator(".queue-depth")).to_have_text("1", timeout=30_000)
     [requeued] = bus.take(amqp_url, topology.HERK_REQUESTS.name, 1)
     assert (requeued.body, requeued.routing_key) == (body, "job.local.resize")
-    assert requeued.headers[REQUEUED_HEADER] == OPERATOR
+    assert requeued.headers[wire.REQUEUED_HEADER] == OPERATOR
 
 
 def discard_with_the_api(gateway: Gateway, api_key: str, letter_id: str) -> None:

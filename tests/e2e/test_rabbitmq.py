@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from megam import topology
+from megam import topology, wire
 from megam.bus.amqp import AmqpBus
 from tests.e2e import flows
 from tests.e2e.conftest import Processes, free_port, wait_http
@@ -56,7 +56,7 @@ def test_a_poison_message_is_dead_lettered_and_work_goes_on(
             dead: list[tuple[bytes, str]] = []
 
             async def collect(delivery) -> None:  # type: ignore[no-untyped-def]
-                dead.append((delivery.body, str(delivery.headers.get(topology.REASON_HEADER))))
+                dead.append((delivery.body, str(delivery.headers.get(wire.REASON_HEADER))))
                 await delivery.ack()
 
             await bus.consume(topology.HERK_REQUESTS_DEAD.name, collect, prefetch=10)

@@ -51,8 +51,8 @@ async def test_garbage_is_dead_lettered_and_real_jobs_still_end_once(
     for request in jobs:
         assert recorder.state(request.job_id) == "succeeded", request.job_id
         assert runs_of(runs, request.job_id) == 1, request.job_id
-    assert {d.body: d.headers[topology.REASON_HEADER] for d in dead}.keys() == pieces.keys()
+    assert {d.body: d.headers[wire.REASON_HEADER] for d in dead}.keys() == pieces.keys()
     for letter in dead:
-        assert pieces[letter.body] in letter.headers[topology.REASON_HEADER]
+        assert pieces[letter.body] in letter.headers[wire.REASON_HEADER]
     assert len(dead) == len(pieces), [(d.body[:20], d.headers, d.redelivered) for d in dead]
     assert recorder.state("RIP1") is None, "nothing recorded for a body that names no job"

@@ -16,7 +16,7 @@ DUPLICATE = "duplicate: a copy of this job was accepted before by herk node "
 
 def first_node(letter: Delivery) -> str:
     """The node a dead-lettered duplicate names as the one that accepted the job first."""
-    reason = str(letter.headers[topology.REASON_HEADER])
+    reason = str(letter.headers[wire.REASON_HEADER])
     assert reason.startswith(DUPLICATE), reason
     return reason.removeprefix(DUPLICATE).split(" ", 1)[0]
 
@@ -48,7 +48,7 @@ async def test_a_job_published_twice_runs_once_and_its_copy_is_dead_lettered(
     await recorder.until(lambda: "right" in recorder.beats, "right to start")
     await submit(broker, [alone])
     await recorder.until(lambda: len(dead) == 1, "the copy dead-lettered")
-    assert (first_node(dead[0]), dead[0].headers["x-megam-herk"]) == ("left", "right")
+    assert (first_node(dead[0]), dead[0].headers[wire.HERK_HEADER]) == ("left", "right")
 
     # Copies published back to back, so that the two nodes race for each job.
     raced = [new_request("fault.once", n) for n in range(1, 7)]

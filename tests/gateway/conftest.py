@@ -26,6 +26,7 @@ from megam.config import Settings
 from megam.ids import LocalIdSource
 from megam.secrets import Sealer
 from megam.snowflake import Generator
+from tests.polling import poll_until
 
 T = TypeVar("T")
 
@@ -39,16 +40,6 @@ FAST = GatewayOptions(
     keepalive_seconds=0.5,
     admin_emails=frozenset({OPS_EMAIL}),
 )
-
-
-async def poll_until(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Poll ``check`` until it returns something truthy (events are applied asynchronously)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.02)
 
 
 @dataclasses.dataclass

@@ -272,8 +272,8 @@ class TestMalformedEvents:
         await herk.publish(routing_key, body)
         [dead] = await dead_events.wait_for(1)
         assert dead.body == body
-        assert reason in dead.headers[topology.REASON_HEADER]
-        assert dead.headers["x-megam-routing-key"] == routing_key
+        assert reason in dead.headers[wire.REASON_HEADER]
+        assert dead.headers[wire.ROUTING_KEY_HEADER] == routing_key
 
     async def test_the_consumer_keeps_going_after_a_bad_message(
         self, launched: Any, herk: Any, eventually: Any, dead_events: Any
@@ -291,7 +291,7 @@ class TestMalformedEvents:
         _, intruder_job = await launched("intruder.local")
         await herk.status(victim_job, "succeeded", seq=1, account=intruder_job["account"])
         [dead] = await dead_events.wait_for(1)
-        assert "do not own job" in dead.headers[topology.REASON_HEADER]
+        assert "do not own job" in dead.headers[wire.REASON_HEADER]
         assert (await victim_api.job(victim_job["id"]))["state"] == "queued"
 
     async def test_a_bad_log_event_is_dead_lettered_whole(
@@ -310,7 +310,7 @@ class TestMalformedEvents:
         )
         await herk.publish(topology.log_key(job["id"]), body)
         [dead] = await dead_events.wait_for(1)
-        assert "invalid LogEvent" in dead.headers[topology.REASON_HEADER]
+        assert "invalid LogEvent" in dead.headers[wire.REASON_HEADER]
 
 
 async def _reason(api: Any, job_id: str, reason: str) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ async def _dead_letter(bus: Any, body: bytes, reason: str) -> None:
         topology.DEAD.name,
         topology.HERK_REQUESTS.name,
         body,
-        headers={topology.REASON_HEADER: reason},
+        headers={wire.REASON_HEADER: reason},
     )
 
 

@@ -85,7 +85,7 @@ async def test_a_malformed_event_is_parked_with_its_reason(
     [parked] = await dead.wait_for(1, timeout=20)
     assert parked.body == b"{oops"
     assert parked.message_id == "m-1"
-    assert parked.headers[topology.REASON_HEADER].startswith("invalid JSON")
+    assert parked.headers[wire.REASON_HEADER].startswith("invalid JSON")
     assert await herk.queue_depth(topology.GATEWAY_EVENTS.name) == 0
 
 
@@ -106,7 +106,7 @@ async def test_dead_letters_are_peeked_then_requeued_on_the_real_broker(
             topology.DEAD.name,
             topology.HERK_REQUESTS.name,
             bodies[job_id],
-            headers={topology.REASON_HEADER: f"reason of {job_id}"},
+            headers={wire.REASON_HEADER: f"reason of {job_id}"},
         )
     listed = (await ops.ok("/v1/cluster/deadletters"))["results"]
     assert sorted((d["id"], d["reason"]) for d in listed) == [

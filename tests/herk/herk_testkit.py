@@ -16,6 +16,7 @@ from herk.provision.local import alive
 from megam import topology, wire
 from megam.bus import Bus, Delivery
 from megam.config import Settings
+from tests.polling import poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAKES = REPO / "tests" / "fakes"
@@ -240,11 +241,7 @@ def release(data_dir: Path, job_id: str) -> None:
 
 async def until(condition: Callable[[], object], what: str, timeout: float = 20) -> None:
     """Poll an in-process condition (a node's own state) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    await poll_until(condition, what, timeout=timeout)
 
 
 def kill_quietly(pids: list[int]) -> None:

@@ -29,7 +29,7 @@ from herk_testkit import (
     write_actor,
 )
 
-from megam import topology
+from megam import topology, wire
 from megam.bus import Bus
 
 FLAKY = Path(__file__).resolve().parent / "jobs" / "flaky.py"
@@ -230,7 +230,7 @@ class TestRetries:
         done = await events.terminal(request.job_id)
         assert done.state == "failed" and done.attempt == 2
         [letter] = await dead.wait_for(1)
-        assert letter.headers[topology.REASON_HEADER] == (
+        assert letter.headers[wire.REASON_HEADER] == (
             "gave up after 2 attempts: exit code 1: flaky failure 2"
         )
         assert b'"attempt":2' in letter.body

@@ -8,8 +8,7 @@ import msgspec
 import pytest
 from herk_testkit import QueueLog, job_request
 
-from herk.events import HANDED_BACK_HEADER, HERK_HEADER, RequestPublisher
-from herk.flight import NOT_BEFORE_HEADER
+from herk.events import RequestPublisher
 from megam import topology, wire
 from megam.bus import Bus, Delivery
 from megam.bus.embedded import EmbeddedBus
@@ -45,7 +44,7 @@ async def test_the_next_attempt_carries_its_number_and_when_it_is_due(bus: Bus) 
     [delivery] = await log.wait_for(1)
 
     assert delivery.message_id == f"{following.job_id}.2"
-    assert delivery.headers[NOT_BEFORE_HEADER] == 1_700_000_000_000
+    assert delivery.headers[wire.NOT_BEFORE_HEADER] == 1_700_000_000_000
     assert wire.decode(delivery.body, wire.JobRequest).attempt == 2
 
 
@@ -57,7 +56,7 @@ async def test_a_request_handed_back_keeps_its_headers_and_names_the_node(bus: B
     [copy] = await log.wait_for(1)
 
     assert copy.body == original.body and copy.message_id == request.job_id
-    assert (copy.headers["trace"], copy.headers[HANDED_BACK_HEADER]) == ("t-1", "h1")
+    assert (copy.headers["trace"], copy.headers[wire.HANDED_BACK_HEADER]) == ("t-1", "h1")
 
 
 async def test_a_dead_letter_says_why_and_who_and_drops_broker_headers(bus: Bus) -> None:
@@ -70,5 +69,5 @@ async def test_a_dead_letter_says_why_and_who_and_drops_broker_headers(bus: Bus)
     [letter] = await dead.wait_for(1)
 
     assert letter.body == original.body and "x-death" not in letter.headers
-    assert letter.headers["trace"] == "t-1" and letter.headers[HERK_HEADER] == "h1"
-    assert len(letter.headers[topology.REASON_HEADER]) == 2000
+    assert letter.headers["trace"] == "t-1" and letter.headers[wire.HERK_HEADER] == "h1"
+    assert len(letter.headers[wire.REASON_HEADER]) == 2000

@@ -59,8 +59,8 @@ class TestACopyOfAJobThatIsNotIdempotent:
             await submit(bus, request)  # the producer's second copy: same job id
 
             [letter] = await dead.wait_for(1)
-            assert letter.headers[topology.REASON_HEADER].startswith(DUPLICATE_BY_FIRST)
-            assert letter.headers["x-megam-herk"] == "second"
+            assert letter.headers[wire.REASON_HEADER].startswith(DUPLICATE_BY_FIRST)
+            assert letter.headers[wire.HERK_HEADER] == "second"
             assert wire.decode(letter.body, wire.JobRequest).job_id == request.job_id
             # counted once the dead letter's publish is confirmed: the letter may be seen first
             await until(lambda: duplicates_dead_lettered() == counted + 1, "the duplicate counted")
@@ -92,7 +92,7 @@ class TestACopyOfAJobThatIsNotIdempotent:
             await start_herk(bus, actors_dir=actors, name="first")
             await submit(bus, request)
             [letter] = await dead.wait_for(1)
-            assert letter.headers[topology.REASON_HEADER].startswith(DUPLICATE_BY_FIRST)
+            assert letter.headers[wire.REASON_HEADER].startswith(DUPLICATE_BY_FIRST)
             assert not (data_dir / f"{request.job_id}.pids").exists(), "not run again"
             assert len(terminal_events(events, request.job_id)) == 1
         finally:

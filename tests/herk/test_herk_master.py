@@ -25,7 +25,7 @@ from herk_testkit import (
 
 from herk.bridge import LoopBridge
 from herk.catalogue import load_catalogue
-from herk.events import HANDED_BACK_HEADER, EventPublisher
+from herk.events import EventPublisher
 from herk.master import Master
 from herk.observer import Happened, Step
 from herk.orphans import GroupRegistry
@@ -132,7 +132,7 @@ class TestOneDelivery:
         await submit_raw(rig.bus, b"\xff not json")
         [letter] = await dead.wait_for(1)
 
-        assert letter.headers["x-megam-herk"] == "solo"
+        assert letter.headers[wire.HERK_HEADER] == "solo"
         assert [(e.step, e.kind) for e in rig.steps] == [(Step.DEAD_LETTERED, "rejected")]
 
     async def test_an_outcome_already_recorded_answers_a_second_delivery_without_a_run(
@@ -187,7 +187,7 @@ class TestSteering:
         await until(lambda: len(seen) == 2, "the copy handed back")
         copy = seen[1]
 
-        assert copy.headers[HANDED_BACK_HEADER] == "solo" and not copy.redelivered
+        assert copy.headers[wire.HANDED_BACK_HEADER] == "solo" and not copy.redelivered
         assert wire.decode(copy.body, wire.JobRequest).job_id == request.job_id
         assert seen[0].settled and rig.events.status_of(request.job_id) == []
         assert rig.steps.of(Step.HELD) == []

@@ -106,7 +106,7 @@ class TestPoisonRequests:
         for name, body, reason, identifiable in cases:
             letter = by_body.get(body)
             assert letter is not None, f"{name}: not dead-lettered"
-            assert reason in letter.headers[topology.REASON_HEADER], name
+            assert reason in letter.headers[wire.REASON_HEADER], name
             if identifiable:
                 job_id = orjson.loads(body)["job_id"]
                 rejected = await events.terminal(job_id)

@@ -18,6 +18,12 @@ def test_reset_starts_again_from_the_first_delay():
     assert backoff.upcoming == 0.1
 
 
+def test_the_delay_after_a_count_of_failures_follows_the_same_curve():
+    backoff = Backoff(first=0.5, cap=30.0)
+    assert [backoff.after(n) for n in (0, 1, 2, 5, 6, 7)] == [0.5, 1.0, 2.0, 16.0, 30.0, 30.0]
+    assert backoff.after(5000) == 30.0  # no overflow however long the outage
+
+
 def test_equal_jitter_keeps_half_of_each_delay_fixed():
     low = Backoff(first=2.0, cap=8.0, jitter=True, uniform=lambda: 0.0)
     high = Backoff(first=2.0, cap=8.0, jitter=True, uniform=lambda: 1.0)

@@ -9,13 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from megam.snowflake import Generator, NotLeased, decode, wall_ms
 from tests.faults.outage_proxy import OutageProxy
+from tests.polling import poll_until
 from tests.uid.conftest import make_leaser
 from uid.keeper import LeaseKeeper, LeasePolicy
 from uid.lease import Lease, Leaser, LeaseUnavailable
@@ -207,12 +208,6 @@ class TestKeeper:
         assert keeper.status()["serving"] is False
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 class TestLosingTheBrokerConnection:
     """An exclusive queue goes with its connection; the keeper goes on issuing up to the horizon
     it persisted (LeasePolicy.detached_horizon_ms), which any next holder waits out."""
@@ -226,14 +221,14 @@ class TestLosingTheBrokerConnection:
         try:
             before = await generator.next_id_async()
             await proxy.outage()
-            await eventually(lambda: keeper.losses == 1)
+            await poll_until(lambda: keeper.losses == 1)
             status = keeper.status()
             assert status["serving"] is True and "lost the lease" in status["lease_lost"]
             during = [await generator.next_id_async() for _ in range(1000)]
             assert all(decode(i).timestamp_ms <= status["issuing_until_ms"] for i in during)
 
             proxy.restore()
-            await eventually(lambda: keeper.status()["lease"] is not None)
+            await poll_until(lambda: keeper.status()["lease"] is not None)
             after = await generator.next_id_async()
             assert before < during[0] and during[-1] < after
             assert decode(after).timestamp_ms <= status["issuing_until_ms"], "no wait, no gap"
@@ -249,8 +244,8 @@ class TestLosingTheBrokerConnection:
         generator = await keeper.start()
         try:
             await proxy.outage()
-            await eventually(lambda: keeper.losses == 1)
-            await eventually(lambda: keeper.status()["serving"] is False)
+            await poll_until(lambda: keeper.losses == 1)
+            await poll_until(lambda: keeper.status()["serving"] is False)
             assert "its horizon passed" in keeper.status()["reason"]
             with pytest.raises(NotLeased, match="horizon"):
                 await generator.next_id_async()
@@ -270,7 +265,7 @@ class TestLosingTheBrokerConnection:
         successor = LeaseKeeper(make_leaser("rabbitmq", amqp_url), 0, 11, policy=policy)
         try:
             await proxy.outage()
-            await eventually(lambda: cut_off.losses == 1)
+            await poll_until(lambda: cut_off.losses == 1)
             issuing_until = cut_off.status()["issuing_until_ms"]
             from_cut_off = asyncio.create_task(drain(first))
             second = await successor.start()  # the broker let it have id 11 at once

@@ -393,7 +393,7 @@ class AmqpBus(Bus):
     async def _claim_in_turn(self, key: str, holder: str, keep_seconds: float) -> str | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
-        delay = CLAIM_RETRY_FIRST
+        backoff = Backoff(first=CLAIM_RETRY_FIRST, cap=CLAIM_RETRY_MAX)
         while True:
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
@@ -401,19 +401,17 @@ class AmqpBus(Bus):
             except (aiormq.exceptions.ConnectionClosed, ConnectionError) as exc:
                 # the claims connection broke (or was broken by a channel race): a new one
                 await self._drop_claims_connection()
-                if loop.time() + delay > deadline:
+                if loop.time() + backoff.upcoming > deadline:
                     raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, CLAIM_RETRY_MAX)
+                await backoff.wait()
             except aiormq.exceptions.ChannelLockedResource:
                 # Another connection is claiming the key: its claim will be the answer.
-                if loop.time() + delay > deadline:
+                if loop.time() + backoff.upcoming > deadline:
                     raise BusError(
                         f"{key!r} stayed locked by another claimant for "
                         f"{self._publish_timeout:.0f}s"
                     ) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, CLAIM_RETRY_MAX)
+                await backoff.wait()
             except (TimeoutError, *_RETRYABLE, aiormq.exceptions.AMQPError) as exc:
                 raise BusError(f"cannot claim {key!r}: {exc!r}") from exc
 
