@@ -19,6 +19,7 @@ from tests.faults.faultkit import (
     Recorder,
     herk_processes,
     new_request,
+    open_broker,
     runs_of,
     submit,
     write_actors,
@@ -38,11 +39,8 @@ def runs(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def broker(cluster_urls: str) -> AsyncIterator[AmqpBus]:
-    bus = AmqpBus(cluster_urls, publish_timeout=120)
-    await bus.connect()
-    await bus.declare(topology.EXCHANGES, topology.ALL_QUEUES)
-    yield bus
-    await bus.close()
+    async with open_broker(cluster_urls) as bus:
+        yield bus
 
 
 @pytest.fixture

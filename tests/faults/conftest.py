@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from megam import topology
 from megam.bus.amqp import AmqpBus
-from tests.faults.faultkit import HerkProcesses, Recorder, herk_processes, write_actors
+from tests.faults.faultkit import HerkProcesses, Recorder, herk_processes, open_broker, write_actors
 
 
 @pytest.fixture
@@ -27,11 +26,8 @@ def actors(tmp_path: Path, runs: Path) -> Path:
 @pytest.fixture
 async def broker(amqp_url: str) -> AsyncIterator[AmqpBus]:
     """The test's own connection: it publishes requests and plays the gateway."""
-    bus = AmqpBus(amqp_url, publish_timeout=120)
-    await bus.connect()
-    await bus.declare(topology.EXCHANGES, topology.ALL_QUEUES)
-    yield bus
-    await bus.close()
+    async with open_broker(amqp_url) as bus:
+        yield bus
 
 
 @pytest.fixture

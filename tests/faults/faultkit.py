@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 from megam import topology, wire
@@ -46,6 +46,19 @@ def write_actors(directory: Path, runs: Path) -> Path:
             f"argv = {argv}\n"
         )
     return directory
+
+
+@contextlib.asynccontextmanager
+async def open_broker(amqp_url: str) -> AsyncIterator[AmqpBus]:
+    """The test's own connection (one URL or a cluster's list): it publishes requests and
+    plays the gateway."""
+    bus = AmqpBus(amqp_url, publish_timeout=120)
+    await bus.connect()
+    await bus.declare(topology.EXCHANGES, topology.ALL_QUEUES)
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
 def runs_of(runs: Path, job_id: str) -> int:
